@@ -1,0 +1,50 @@
+# The README's commands. Every target sets up what it needs from scratch:
+# a bootstrap venv holding a pinned uv, then .venv synced exactly to uv.lock.
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+BOOT := .bootstrap
+UV := $(BOOT)/bin/uv
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: setup test lint typecheck pytest demo dev check bench clean docs
+
+$(UV):
+	$(PYTHON) -m venv $(BOOT)
+	$(BOOT)/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --locked --python $(PYTHON) --quiet
+	touch $@
+
+setup: $(VENV)/.synced
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+pytest: setup
+	$(VENV)/bin/pytest -n 2 --dist loadgroup
+
+test: lint typecheck pytest
+
+demo: setup
+	$(VENV)/bin/altegio-loyalty demo
+
+dev: setup
+	ALTEGIO_BASE_URL=sandbox $(VENV)/bin/dagster dev -w workspace.yaml
+
+check: lint typecheck
+
+bench: setup
+	$(VENV)/bin/python -m benchmarks.run
+
+docs: setup
+	$(VENV)/bin/python -m pipelines.altegio.data_dictionary > docs/data_dictionary.md
+
+clean:
+	rm -rf $(VENV) $(BOOT) .pytest_cache .mypy_cache .ruff_cache
