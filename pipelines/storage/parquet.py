@@ -1,0 +1,392 @@
+"""The Parquet lake: one Hive-style directory tree per table, one file per partition.
+
+Layout: ``<root>/<table>/<col>=<value>/.../part-0.parquet``. The partition columns are the
+table's ``TableSpec.partition_by`` and stay inside the file too, so a file is self-describing
+and a read restores the declared Arrow schema exactly (field metadata included).
+
+Atomicity argument: a partition is exactly one file with a fixed name. A write goes to a hidden
+temporary file in the same directory, is fsynced, and is moved over the fixed name with
+``os.replace`` (atomic on POSIX within one file system); the directory is fsynced afterwards so
+the rename itself survives a power cut. A reader therefore sees either the whole old file or the
+whole new file. Readers only ever open ``part-0.parquet`` names, never temporaries, and a crashed
+writer's temporary is removed by the next write into that partition.
+
+Idempotency argument: ``replace_partitions`` overwrites the listed partitions and never appends,
+so a rerun or an overlapping lookback window rewrites the same bytes instead of duplicating rows.
+"""
+
+import contextlib
+import datetime as dt
+import errno
+import importlib
+import logging
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+logger = logging.getLogger(__name__)
+
+PART_FILE = "part-0.parquet"
+TMP_PREFIX = ".tmp-"
+TMP_SUFFIX = ".parquet"
+COMPRESSION = "zstd"
+COMPRESSION_LEVEL = 3
+# ~128k rows per row group keeps per-group statistics useful for pruning while a daily
+# transaction partition (a few thousand rows) stays a single group.
+ROW_GROUP_SIZE = 128 * 1024
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+# Table and column names become path segments and SQL identifiers: lower snake case only.
+IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# String partition values (quarantine's source_table / partition_key): no separators, no
+# leading dot (so never "." / ".." / a hidden temp name), no "=" (Hive key/value separator).
+STRING_VALUE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+
+
+class TableSpecLike(Protocol):
+    """What the lake needs from ``pipelines.altegio.schema.TableSpec``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def schema(self) -> Any: ...  # pa.Schema (pyarrow ships no type information)
+
+    @property
+    def partition_by(self) -> tuple[str, ...]: ...
+
+    @property
+    def description(self) -> str: ...
+
+
+PartitionValue = int | str | dt.date | None
+# Directory text of a null partition value (the quarantine's chain_id is null for /groups
+# records); Hive's own spelling, so DuckDB/Spark read it the same way.
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+Partition = Mapping[str, PartitionValue]
+
+
+def validate_identifier(name: str, what: str = "identifier") -> str:
+    """Return ``name`` if it is a safe lower-snake-case identifier, else raise ValueError."""
+    if not isinstance(name, str) or not IDENTIFIER_RE.fullmatch(name):
+        raise ValueError(f"invalid {what}: {name!r}")
+    return name
+
+
+def default_tables() -> Mapping[str, TableSpecLike]:
+    """The project's declared tables (``pipelines.altegio.schema.TABLES``)."""
+    # Imported lazily so the storage layer (and its tests) do not depend on the typing
+    # module being importable at import time.
+    module = importlib.import_module("pipelines.altegio.schema")
+    return cast(Mapping[str, TableSpecLike], module.TABLES)
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    """One partition on disk: its key values (typed) and its file."""
+
+    table: str
+    values: dict[str, PartitionValue]
+    path: Path
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _ensure_dir(path: Path) -> None:
+    """Create ``path`` and missing parents as 0o700, fsyncing each new entry's parent."""
+    missing: list[Path] = []
+    current = path
+    while not current.exists() and current.parent != current:
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            continue
+        # mkdir's mode is filtered by the umask; set it explicitly so it is never wider.
+        os.chmod(directory, DIR_MODE)
+        _fsync_dir(directory.parent)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno == errno.EPERM
+    return True
+
+
+def remove_stale_temporaries(directory: Path, prefix: str = TMP_PREFIX) -> int:
+    """Remove temporaries (files or directories named ``<prefix><pid>-...``) left by crashed
+    writers in ``directory``; return how many.
+
+    A temporary carries its writer's pid. Ours (from an earlier failed call) and those of dead
+    processes are stale; a live other process's temporary is left alone.
+    """
+    removed = 0
+    if not directory.is_dir():
+        return 0
+    for entry in directory.iterdir():
+        name = entry.name
+        if not name.startswith(prefix):
+            continue
+        pid_text = name[len(prefix) :].split("-", 1)[0]
+        pid = int(pid_text) if pid_text.isdigit() else -1
+        if pid == os.getpid() or pid <= 0 or not _pid_alive(pid):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+            removed += 1
+            logger.info("removed stale temporary %s", entry)
+    return removed
+
+
+def atomic_write_table(
+    table: pa.Table, target: Path, *, row_group_size: int = ROW_GROUP_SIZE
+) -> None:
+    """Write ``table`` to ``target`` so that ``target`` is always either old or new, whole."""
+    directory = target.parent
+    remove_stale_temporaries(directory)
+    tmp = directory / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}{TMP_SUFFIX}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            pq.write_table(
+                table,
+                handle,
+                compression=COMPRESSION,
+                compression_level=COMPRESSION_LEVEL,
+                row_group_size=row_group_size,
+                store_schema=True,
+            )
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    os.replace(tmp, target)
+    _fsync_dir(directory)
+
+
+def _format_value(value: object, field: pa.Field) -> str:
+    """Render one partition value as its path text; the value must match the field's type."""
+    if value is None:
+        return NULL_PARTITION
+    if pa.types.is_integer(field.type):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"partition value for {field.name!r} must be an int: {value!r}")
+        return str(value)
+    if pa.types.is_date(field.type):
+        if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+            raise ValueError(f"partition value for {field.name!r} must be a date: {value!r}")
+        return value.isoformat()
+    if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+        if (
+            not isinstance(value, str)
+            or not STRING_VALUE_RE.fullmatch(value)
+            or value == NULL_PARTITION
+        ):
+            raise ValueError(f"invalid partition value for {field.name!r}: {value!r}")
+        return value
+    raise ValueError(f"unsupported partition column type {field.type} for {field.name!r}")
+
+
+def _parse_value(text: str, field: pa.Field) -> PartitionValue:
+    """Inverse of ``_format_value``; raises ValueError on anything it would not have written."""
+    if text == NULL_PARTITION:
+        return None
+    if pa.types.is_integer(field.type):
+        if not re.fullmatch(r"-?[0-9]{1,19}", text):
+            raise ValueError(f"bad integer partition directory {field.name}={text}")
+        return int(text)
+    if pa.types.is_date(field.type):
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+            raise ValueError(f"bad date partition directory {field.name}={text}")
+        return dt.date.fromisoformat(text)
+    if not STRING_VALUE_RE.fullmatch(text):
+        raise ValueError(f"bad partition directory {field.name}={text}")
+    return text
+
+
+class Lake:
+    """The Parquet lake rooted at ``root`` (normally ``<data-dir>/parquet``).
+
+    ``tables`` maps table name to its spec; it defaults to ``pipelines.altegio.schema.TABLES``.
+    """
+
+    def __init__(self, root: Path, tables: Mapping[str, TableSpecLike] | None = None) -> None:
+        self.root = Path(root)
+        self._tables = tables
+
+    @property
+    def tables(self) -> Mapping[str, TableSpecLike]:
+        """All declared tables, by name."""
+        if self._tables is None:
+            self._tables = default_tables()
+        return self._tables
+
+    def spec(self, table_name: str) -> TableSpecLike:
+        """The spec of ``table_name``; ValueError for an invalid or undeclared name."""
+        validate_identifier(table_name, "table name")
+        try:
+            spec = self.tables[table_name]
+        except KeyError:
+            raise ValueError(f"unknown table: {table_name!r}") from None
+        for column in spec.partition_by:
+            validate_identifier(column, "partition column")
+            if spec.schema.get_field_index(column) < 0:
+                raise ValueError(f"partition column {column!r} not in schema of {table_name}")
+        return spec
+
+    def table_dir(self, table_name: str) -> Path:
+        """The directory holding every partition of ``table_name``."""
+        self.spec(table_name)
+        return self.root / table_name
+
+    def partition_path(self, table_name: str, partition: Partition) -> Path:
+        """The file of one partition (validated: exactly the partition columns, typed values)."""
+        spec = self.spec(table_name)
+        if set(partition) != set(spec.partition_by):
+            raise ValueError(
+                f"partition of {table_name} must have exactly {spec.partition_by}, "
+                f"got {tuple(partition)}"
+            )
+        path = self.root / table_name
+        for column in spec.partition_by:
+            field = spec.schema.field(column)
+            path = path / f"{column}={_format_value(partition[column], field)}"
+        return path / PART_FILE
+
+    def replace_partitions(
+        self, table_name: str, data: pa.Table, partitions: Sequence[Partition]
+    ) -> dict[str, int]:
+        """Replace exactly the listed partitions of ``table_name`` with the rows of ``data``.
+
+        Every row of ``data`` must fall into a listed partition (else ValueError, nothing
+        written); a listed partition without rows becomes an empty partition. Each partition is
+        replaced atomically; returns rows written per partition path (relative to the table).
+        """
+        spec = self.spec(table_name)
+        table = self._conform(spec, data)
+        keys = list(spec.partition_by)
+        wanted: dict[Path, dict[str, PartitionValue]] = {}
+        for partition in partitions:
+            wanted[self.partition_path(table_name, partition)] = dict(partition)
+
+        # Validate the whole batch before touching the disk: a stray row must not leave
+        # half of the listed partitions rewritten.
+        present: list[dict[str, Any]] = (
+            table.group_by(keys, use_threads=False).aggregate([]).to_pylist() if keys else [{}]
+        )
+        if table.num_rows:
+            for key in present:
+                if self.partition_path(table_name, key) not in wanted:
+                    raise ValueError(f"{table_name}: rows for unlisted partition {key}")
+
+        written: dict[str, int] = {}
+        for path, key in wanted.items():
+            part = table.filter(self._mask(table, key)) if keys else table
+            _ensure_dir(path.parent)
+            atomic_write_table(part, path)
+            written[str(path.parent.relative_to(self.root / table_name))] = part.num_rows
+        logger.info(
+            "replaced %d partition(s) of %s with %d row(s)", len(wanted), table_name, table.num_rows
+        )
+        return written
+
+    @staticmethod
+    def _mask(table: pa.Table, key: Mapping[str, PartitionValue]) -> Any:
+        mask = None
+        for column, value in key.items():
+            if value is None:
+                condition = pc.is_null(table.column(column))
+            else:
+                scalar = pa.scalar(value, type=table.schema.field(column).type)
+                # fill_null: a null key never equals a value (equal() would yield null).
+                condition = pc.fill_null(pc.equal(table.column(column), scalar), False)
+            mask = condition if mask is None else pc.and_(mask, condition)
+        return mask
+
+    @staticmethod
+    def _conform(spec: TableSpecLike, data: pa.Table) -> pa.Table:
+        """Return ``data`` with exactly the declared schema (names, order, types, metadata)."""
+        declared = spec.schema
+        names = [field.name for field in declared]
+        if set(data.column_names) != set(names) or data.num_columns != len(names):
+            missing = sorted(set(names) - set(data.column_names))
+            extra = sorted(set(data.column_names) - set(names))
+            raise ValueError(f"{spec.name}: columns differ (missing {missing}, extra {extra})")
+        if data.schema.equals(declared, check_metadata=True):
+            return data
+        return data.select(names).cast(declared)
+
+    def partitions(self, table_name: str) -> list[PartitionInfo]:
+        """Every partition of ``table_name`` on disk (including empty ones), sorted by path."""
+        spec = self.spec(table_name)
+        base = self.root / table_name
+        if not base.is_dir():
+            return []
+        fields = [spec.schema.field(column) for column in spec.partition_by]
+        found: list[PartitionInfo] = []
+        for path in sorted(base.glob("/".join(["*"] * len(fields) + [PART_FILE]))):
+            values: dict[str, PartitionValue] = {}
+            segments = path.relative_to(base).parts[:-1]
+            for field, segment in zip(fields, segments, strict=True):
+                column, sep, text = segment.partition("=")
+                if not sep or column != field.name:
+                    raise ValueError(f"unexpected directory in lake: {path.parent}")
+                values[column] = _parse_value(text, field)
+            found.append(PartitionInfo(table_name, values, path))
+        return found
+
+    def iter_partition_tables(self, table_name: str) -> Iterator[pa.Table]:
+        """Each partition of ``table_name`` as a table with exactly the declared schema."""
+        spec = self.spec(table_name)
+        for info in self.partitions(table_name):
+            yield self._read_file(spec, info.path)
+
+    def read(self, table_name: str) -> pa.Table:
+        """All rows of ``table_name``, schema exactly as declared (empty table if none)."""
+        spec = self.spec(table_name)
+        parts = list(self.iter_partition_tables(table_name))
+        if not parts:
+            return spec.schema.empty_table()
+        return pa.concat_tables(parts).combine_chunks()
+
+    @staticmethod
+    def _read_file(spec: TableSpecLike, path: Path) -> pa.Table:
+        declared = spec.schema
+        # ParquetFile, not pq.read_table: the latter would apply Hive discovery to the path.
+        with pq.ParquetFile(path) as handle:
+            table = handle.read()
+        if table.schema.equals(declared, check_metadata=True):
+            return table
+        # A file written under an older declaration: keep the declared columns, add new ones
+        # as nulls, and restore the declared types and metadata exactly.
+        columns = []
+        for field in declared:
+            if field.name in table.column_names:
+                columns.append(table.column(field.name).cast(field.type))
+            else:
+                columns.append(pa.nulls(table.num_rows, type=field.type))
+        return pa.Table.from_arrays(columns, schema=declared)

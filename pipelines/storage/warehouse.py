@@ -1,0 +1,362 @@
+"""The DuckDB warehouse: ``<data-dir>/warehouse.duckdb``, rebuilt whole from the lake.
+
+Schema ``altegio`` holds one table per lake table (same names and columns), the enum dimension
+tables ``enum_*`` and ``_publish`` (when this file was published, and row counts); schema
+``marts`` holds the analytics tables of ``pipelines.storage.marts``.
+
+Why a whole new file per publish: DuckDB allows one writer and analysts hold the warehouse open
+read-only. ``publish`` never opens the live file for writing. It builds a complete database in a
+private temporary directory next to it, checkpoints and closes it, fsyncs it, and moves it over
+``warehouse.duckdb`` with ``os.replace``. A reader that already has the old file open keeps
+reading that (unlinked) inode, a consistent snapshot; a new connection opens the new file. No
+reader can see a mix, and a crash at any step leaves the previous file in place (the temporary
+is removed by the next publish). Because the lake is the source of truth, a lost warehouse file
+is rebuilt by ``publish(lake)`` alone.
+"""
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import importlib
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import duckdb
+import pyarrow as pa
+
+from pipelines.storage.marts import DIRECTED_TRANSACTIONS_SQL, DIRECTED_TRANSACTIONS_VIEW, MARTS
+from pipelines.storage.parquet import (
+    DIR_MODE,
+    FILE_MODE,
+    Lake,
+    TableSpecLike,
+    remove_stale_temporaries,
+    validate_identifier,
+)
+
+logger = logging.getLogger(__name__)
+
+WAREHOUSE_FILE = "warehouse.duckdb"
+LOCK_FILE = ".load.lock"
+PUBLISH_TMP_PREFIX = ".publish-"
+RAW_SCHEMA = "altegio"
+MARTS_SCHEMA = "marts"
+PUBLISH_TABLE = "_publish"
+DEFAULT_LOCK_TIMEOUT = 600.0
+LOCK_POLL_SECONDS = 0.05
+# Arrow batches handed to DuckDB at once: bounds memory while keeping insert overhead low.
+INSERT_BATCH_ROWS = 500_000
+
+DimensionSource = Callable[[], Mapping[str, pa.Table]]
+
+
+# SQL in this module is assembled only from constants and identifiers that passed
+# ``validate_identifier`` (see ``quote_identifier``); values always travel as parameters. Lines
+# marked ``noqa: S608`` are such identifier-only statements.
+
+
+class LoadInProgressError(RuntimeError):
+    """Another load holds the warehouse load lock and did not release it in time."""
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """One publish: the file it produced, when, and the rows in every table it wrote."""
+
+    path: Path
+    published_at: dt.datetime
+    row_counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def quote_identifier(name: str) -> str:
+    """``name`` validated and double-quoted for SQL (names never come from raw input)."""
+    return '"' + validate_identifier(name) + '"'
+
+
+def _qualified(schema: str, name: str) -> str:
+    return f"{quote_identifier(schema)}.{quote_identifier(name)}"
+
+
+def sql_string_literal(text: str) -> str:
+    """A SQL string literal for ``text`` (only for DDL that takes no parameters, e.g. COMMENT).
+
+    Used for documentation text we declare ourselves; quotes are doubled and NULs dropped.
+    """
+    return "'" + text.replace("\x00", "").replace("'", "''") + "'"
+
+
+def default_dimensions() -> Mapping[str, pa.Table]:
+    """The enum dimension tables (``pipelines.altegio.enums.dimension_tables()``)."""
+    module = importlib.import_module("pipelines.altegio.enums")
+    return cast(Mapping[str, pa.Table], module.dimension_tables())
+
+
+def _fsync_path(path: Path, *, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _doc(metadata: Mapping[bytes, bytes] | None) -> str | None:
+    if not metadata or b"doc" not in metadata:
+        return None
+    return metadata[b"doc"].decode("utf-8", errors="replace")
+
+
+class Warehouse:
+    """The warehouse of one data directory: ``<data_dir>/warehouse.duckdb`` and its load lock."""
+
+    def __init__(self, data_dir: Path, *, dimensions: DimensionSource | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / WAREHOUSE_FILE
+        self.lock_path = self.data_dir / LOCK_FILE
+        self._dimensions = dimensions or default_dimensions
+
+    def _ensure_data_dir(self) -> None:
+        if not self.data_dir.exists():
+            self.data_dir.mkdir(mode=DIR_MODE, parents=True)
+            os.chmod(self.data_dir, DIR_MODE)
+
+    @contextlib.contextmanager
+    def load_lock(
+        self, timeout: float = DEFAULT_LOCK_TIMEOUT, poll_interval: float = LOCK_POLL_SECONDS
+    ) -> Iterator[None]:
+        """Hold the exclusive load lock (``<data_dir>/.load.lock``) for the ``with`` block.
+
+        A second load waits up to ``timeout`` seconds, then raises LoadInProgressError. The
+        lock is an ``flock`` so the kernel releases it if the holder dies.
+        """
+        self._ensure_data_dir()
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            deadline = time.monotonic() + max(timeout, 0.0)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() >= deadline:
+                        holder = self._lock_holder()
+                        raise LoadInProgressError(
+                            f"another load holds {self.lock_path} (pid {holder}); "
+                            f"gave up after waiting {timeout:g}s"
+                        ) from None
+                    time.sleep(poll_interval)
+            # The pid is only a hint for the error message of a waiting load.
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            logger.info("acquired load lock %s", self.lock_path)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                logger.info("released load lock %s", self.lock_path)
+        finally:
+            os.close(fd)
+
+    def _lock_holder(self) -> str:
+        try:
+            return self.lock_path.read_text().strip() or "unknown"
+        except OSError:
+            return "unknown"
+
+    def connect_read_only(self) -> duckdb.DuckDBPyConnection:
+        """A read-only connection to the published warehouse (what analysts should use)."""
+        return duckdb.connect(str(self.path), read_only=True)
+
+    def publish(self, lake: Lake) -> PublishResult:
+        """Rebuild the whole warehouse from ``lake`` (+ enum dims + marts) and swap it in.
+
+        Safe while readers hold the old file open; on any failure the previous warehouse is
+        left untouched. Returns the row count of every table written.
+        """
+        started = time.monotonic()
+        self._ensure_data_dir()
+        # Earlier publishes killed mid-way leave their private directories behind.
+        remove_stale_temporaries(self.data_dir, PUBLISH_TMP_PREFIX)
+        work_dir = self.data_dir / f"{PUBLISH_TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
+        work_dir.mkdir(mode=DIR_MODE)
+        os.chmod(work_dir, DIR_MODE)
+        tmp_path = work_dir / WAREHOUSE_FILE
+        published_at = dt.datetime.now(dt.UTC)
+        try:
+            con = duckdb.connect(str(tmp_path))
+            try:
+                # One transaction: far fewer commits for the many DDL/COMMENT statements.
+                con.execute("BEGIN TRANSACTION")
+                row_counts = self._build(con, lake, published_at)
+                con.execute("COMMIT")
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+            self._finalize(tmp_path)
+            self._swap(tmp_path)
+        finally:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        seconds = time.monotonic() - started
+        logger.info(
+            "published %s: %d tables, %d rows in %.2fs",
+            self.path,
+            len(row_counts),
+            sum(row_counts.values()),
+            seconds,
+        )
+        return PublishResult(self.path, published_at, row_counts, seconds)
+
+    def _build(
+        self, con: duckdb.DuckDBPyConnection, lake: Lake, published_at: dt.datetime
+    ) -> dict[str, int]:
+        con.execute(f"CREATE SCHEMA {quote_identifier(RAW_SCHEMA)}")
+        con.execute(f"CREATE SCHEMA {quote_identifier(MARTS_SCHEMA)}")
+        row_counts: dict[str, int] = {}
+        for name in sorted(lake.tables):
+            row_counts[f"{RAW_SCHEMA}.{name}"] = self._load_table(con, lake, name)
+        for name, table in sorted(self._dimensions().items()):
+            row_counts[f"{RAW_SCHEMA}.{name}"] = self._load_dimension(con, name, table)
+        row_counts.update(self._build_marts(con))
+        self._record_publish(con, published_at, row_counts)
+        return row_counts
+
+    @staticmethod
+    def _create_from_arrow(
+        con: duckdb.DuckDBPyConnection, target: str, schema: Any, batches: Iterator[pa.Table]
+    ) -> int:
+        """Create ``target`` with the DuckDB equivalent of ``schema`` and insert ``batches``."""
+        view = f"_src_{uuid.uuid4().hex}"
+        con.register(view, schema.empty_table())
+        try:
+            con.execute(f"CREATE TABLE {target} AS SELECT * FROM {quote_identifier(view)}")  # noqa: S608
+        finally:
+            con.unregister(view)
+        rows = 0
+        for batch in batches:
+            if not batch.num_rows:
+                continue
+            con.register(view, batch)
+            try:
+                con.execute(f"INSERT INTO {target} SELECT * FROM {quote_identifier(view)}")  # noqa: S608
+            finally:
+                con.unregister(view)
+            rows += batch.num_rows
+        return rows
+
+    @staticmethod
+    def _batched(parts: Iterator[pa.Table]) -> Iterator[pa.Table]:
+        pending: list[pa.Table] = []
+        pending_rows = 0
+        for part in parts:
+            pending.append(part)
+            pending_rows += part.num_rows
+            if pending_rows >= INSERT_BATCH_ROWS:
+                yield pa.concat_tables(pending)
+                pending, pending_rows = [], 0
+        if pending:
+            yield pa.concat_tables(pending)
+
+    def _load_table(self, con: duckdb.DuckDBPyConnection, lake: Lake, name: str) -> int:
+        """Materialize one lake table (every declared column, even with no partitions yet)."""
+        spec = lake.spec(name)
+        target = _qualified(RAW_SCHEMA, name)
+        rows = self._create_from_arrow(
+            con, target, spec.schema, self._batched(lake.iter_partition_tables(name))
+        )
+        self._comment_table(con, target, spec)
+        return rows
+
+    def _load_dimension(self, con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> int:
+        if not name.startswith("enum_"):
+            raise ValueError(f"dimension table names start with 'enum_': {name!r}")
+        target = _qualified(RAW_SCHEMA, name)
+        rows = self._create_from_arrow(con, target, table.schema, iter([table]))
+        doc = _doc(table.schema.metadata) or f"Enum dimension {name}: code -> label."
+        con.execute(f"COMMENT ON TABLE {target} IS {sql_string_literal(doc)}")
+        self._comment_columns(con, target, table.schema)
+        return rows
+
+    def _comment_table(
+        self, con: duckdb.DuckDBPyConnection, target: str, spec: TableSpecLike
+    ) -> None:
+        doc = spec.description or _doc(spec.schema.metadata)
+        if doc:
+            con.execute(f"COMMENT ON TABLE {target} IS {sql_string_literal(doc)}")
+        self._comment_columns(con, target, spec.schema)
+
+    @staticmethod
+    def _comment_columns(con: duckdb.DuckDBPyConnection, target: str, schema: Any) -> None:
+        for column in schema:
+            doc = _doc(column.metadata)
+            if doc:
+                con.execute(
+                    f"COMMENT ON COLUMN {target}.{quote_identifier(column.name)} "
+                    f"IS {sql_string_literal(doc)}"
+                )
+
+    def _build_marts(self, con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        view = quote_identifier(DIRECTED_TRANSACTIONS_VIEW)
+        con.execute(f"CREATE TEMP VIEW {view} AS {DIRECTED_TRANSACTIONS_SQL}")
+        for mart in MARTS:
+            target = _qualified(MARTS_SCHEMA, mart.name)
+            con.execute(f"CREATE TABLE {target} AS {mart.query}")
+            con.execute(f"COMMENT ON TABLE {target} IS {sql_string_literal(mart.doc)}")
+            row = con.execute(f"SELECT count(*) FROM {target}").fetchone()  # noqa: S608
+            counts[f"{MARTS_SCHEMA}.{mart.name}"] = int(row[0]) if row else 0
+        return counts
+
+    def _record_publish(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        published_at: dt.datetime,
+        row_counts: Mapping[str, int],
+    ) -> None:
+        target = _qualified(RAW_SCHEMA, PUBLISH_TABLE)
+        con.execute(
+            f"CREATE TABLE {target} "
+            "(published_at TIMESTAMPTZ NOT NULL, table_name VARCHAR NOT NULL, row_count BIGINT)"
+        )
+        con.executemany(
+            f"INSERT INTO {target} VALUES (?, ?, ?)",  # noqa: S608
+            [[published_at, name, count] for name, count in sorted(row_counts.items())],
+        )
+        con.execute(
+            f"COMMENT ON TABLE {target} IS "
+            + sql_string_literal(
+                "One row per table written by the publish that produced this file: when it "
+                "was published and how many rows the table holds."
+            )
+        )
+
+    @staticmethod
+    def _finalize(tmp_path: Path) -> None:
+        """Make the closed temporary database private and durable before it becomes visible."""
+        wal = tmp_path.with_name(tmp_path.name + ".wal")
+        if wal.exists():
+            # CHECKPOINT + close should have folded the WAL in; a leftover one would be replayed
+            # against the wrong file after the rename.
+            raise RuntimeError(f"DuckDB left a WAL behind after checkpoint: {wal}")
+        os.chmod(tmp_path, FILE_MODE)
+        _fsync_path(tmp_path)
+
+    def _swap(self, tmp_path: Path) -> None:
+        """Atomically replace the live warehouse with ``tmp_path`` and make the rename durable."""
+        stale_wal = self.path.with_name(self.path.name + ".wal")
+        if stale_wal.exists():
+            # Only a read-write session on the live file can leave this; DuckDB would replay it
+            # onto the new file on next open.
+            logger.warning("removing stale WAL %s before publishing", stale_wal)
+            stale_wal.unlink()
+        os.replace(tmp_path, self.path)
+        _fsync_path(self.data_dir, directory=True)
