@@ -1,0 +1,852 @@
+"""A loopback HTTP server that behaves like the Altegio B2B v1 API for the loyalty extract.
+
+Paths, paging styles, envelopes and access flags come from `pipelines.altegio.endpoints`; the
+data comes from `SandboxDataset`; misbehaviour comes from `Faults`. Transactions pages are
+assembled from per-(chain, day) pre-rendered JSON fragments so the sandbox is never the
+bottleneck of a benchmark.
+"""
+
+import contextlib
+import copy
+import logging
+import math
+import re
+import socket
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import islice
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from pipelines.altegio.endpoints import ACCEPT_HEADER, ENDPOINTS, Endpoint, TotalIn
+from pipelines.altegio.sandbox.config import Faults, SandboxConfig, SandboxCredentials
+from pipelines.altegio.sandbox.data import (
+    TRANSACTION_TYPES,
+    Record,
+    SandboxDataset,
+    first_transaction_date,
+    parse_timestamp,
+    promotion_view,
+)
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+UNKNOWN_ENDPOINT = "unknown"
+MSG_AUTH = "Authentication needed."
+MSG_FORBIDDEN = "Access denied."
+MSG_MEMBERSHIP_FILTER = "Subscription IDs or date range not specified."
+MSG_VALIDATION = "An error has occurred"
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+INT_RE = re.compile(r"^\d{1,15}$")
+TX_CACHE_DAYS = 256
+IDLE_CONNECTION_TIMEOUT_S = 30.0
+
+# The later "canonical" spellings the backend also routes (CONTRACT §1.1).
+PATH_ALIASES = (("/groups", "/chains"), ("/chain/", "/chains/"), ("/company/", "/locations/"))
+
+
+@dataclass
+class Response:
+    """One answer before transport faults are applied."""
+
+    status: int
+    body: bytes
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    content_type: str = "application/json; charset=utf-8"
+    rows: int | None = None  # rows in a served page, for the page-size stats
+
+
+class _HttpError(Exception):
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def _json(status: int, payload: Any, *, rows: int | None = None) -> Response:
+    return Response(status, orjson.dumps(payload), rows=rows)
+
+
+def _error(status: int, meta: Any, *, with_data: bool = True) -> _HttpError:
+    payload: dict[str, Any] = {"success": False}
+    if with_data:
+        payload["data"] = None
+    payload["meta"] = meta
+    return _HttpError(_json(status, payload))
+
+
+def _not_found(meta: Any) -> _HttpError:
+    return _error(404, meta)
+
+
+def _validation(status: int, errors: dict[str, list[str]], message: str) -> _HttpError:
+    return _error(status, {"message": message, "errors": errors})
+
+
+def _envelope(data: bytes, meta: Any) -> bytes:
+    return b'{"success":true,"data":' + data + b',"meta":' + orjson.dumps(meta) + b"}"
+
+
+def _array(fragments: list[bytes]) -> bytes:
+    return b"[" + b",".join(fragments) + b"]"
+
+
+@dataclass(frozen=True)
+class _Route:
+    endpoint: Endpoint
+    pattern: re.Pattern[str]
+
+
+def _routes() -> list[_Route]:
+    routes = []
+    for endpoint in ENDPOINTS.values():
+        spellings = {endpoint.path}
+        for old, new in PATH_ALIASES:
+            if endpoint.path.startswith(old):
+                spellings.add(new + endpoint.path[len(old) :])
+        for spelling in sorted(spellings):
+            regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", spelling)
+            routes.append(_Route(endpoint, re.compile(f"^{regex}/?$")))
+    return routes
+
+
+@dataclass(frozen=True)
+class _TxDay:
+    """Rendered transactions of one chain-day plus the columns the filters need."""
+
+    fragments: list[bytes]
+    location_ids: list[int]
+    type_ids: list[int]
+    visit_ids: list[int]
+
+
+class _Stats:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests: dict[str, dict[str, int]] = {}
+            self.faults: dict[str, int] = {}
+            self.page_sizes: dict[str, dict[str, int]] = {}
+            self.total = 0
+
+    def record(self, endpoint: str, status: int, rows: int | None) -> None:
+        with self._lock:
+            self.total += 1
+            by_status = self.requests.setdefault(endpoint, {})
+            by_status[str(status)] = by_status.get(str(status), 0) + 1
+            if rows is not None:
+                sizes = self.page_sizes.setdefault(endpoint, {})
+                sizes[str(rows)] = sizes.get(str(rows), 0) + 1
+
+    def fault(self, name: str) -> None:
+        with self._lock:
+            self.faults[name] = self.faults.get(name, 0) + 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return copy.deepcopy(
+                {
+                    "requests": self.requests,
+                    "faults": self.faults,
+                    "page_sizes": self.page_sizes,
+                    "total_requests": self.total,
+                }
+            )
+
+
+class _RateLimiter:
+    """Token bucket per client IP."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self._rate = rate
+        self._burst = float(max(1, burst))
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, client: str) -> float:
+        """0 when admitted, else seconds until a token is available."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(client, (self._burst, now))
+            tokens = min(self._burst, tokens + (now - last) * self._rate)
+            if tokens >= 1.0:
+                self._buckets[client] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[client] = (tokens, now)
+            return (1.0 - tokens) / self._rate
+
+
+class SandboxServer:
+    """The sandbox application plus its HTTP listener; use `serve(cfg)` to run one."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.faults: Faults = config.faults
+        self.credentials = SandboxCredentials()
+        self.dataset = SandboxDataset(config)
+        self._stats = _Stats()
+        self._routes = _routes()
+        self._counter_lock = threading.Lock()
+        self._api_counter = 0
+        self._limiter = (
+            _RateLimiter(config.rate_limit, config.rate_limit_burst) if config.rate_limit else None
+        )
+        self._tx_lock = threading.Lock()
+        self._tx_cache: OrderedDict[tuple[int, date], _TxDay] = OrderedDict()
+        self._stop = threading.Event()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        self._access = {g["id"]: g["access"] for g in self.dataset.groups()}
+        self._expected_auth = (
+            f"Bearer {self.credentials.partner_token}, User {self.credentials.user_token}"
+        )
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @property
+    def base_url(self) -> str:
+        """`http://127.0.0.1:PORT/api/v1` once started."""
+        host, port = self.address
+        return f"http://{host}:{port}{API_PREFIX}"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._httpd is None:
+            raise RuntimeError("sandbox server is not running")
+        host, port = self._httpd.server_address[:2]
+        return str(host), int(port)
+
+    def start(self) -> None:
+        """Bind (free port unless configured) and serve from a daemon thread."""
+        self._httpd = _HTTPServer((self.config.host, self.config.port), _Handler, self)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"altegio-sandbox-{self.address[1]}",
+            daemon=True,
+        )
+        self._thread.start()
+        logger.info("altegio sandbox listening on %s", self.base_url)
+
+    def stop(self) -> None:
+        """Stop accepting, close open keep-alive connections, join the serving thread."""
+        self._stop.set()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            with self._connections_lock:
+                for conn in list(self._connections):
+                    with contextlib.suppress(OSError):
+                        conn.shutdown(socket.SHUT_RDWR)
+            self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        logger.info("altegio sandbox stopped")
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: requests by endpoint name and status, faults by knob, served page sizes."""
+        return self._stats.snapshot()
+
+    def reset_stats(self) -> None:
+        """Zero the counters and the fault request counter."""
+        self._stats.reset()
+        with self._counter_lock:
+            self._api_counter = 0
+
+    # ---------------------------------------------------------------- dispatch
+
+    def handle(
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes, client: str
+    ) -> tuple[str, Response, list[str]]:
+        """Answer one request: (endpoint name, response, transport faults to apply)."""
+        parts = urlsplit(raw_path)
+        path = parts.path
+        query = parse_qs(parts.query, keep_blank_values=True)
+        if path.startswith("/_sandbox/"):
+            return "_sandbox", self._control(method, path), []
+        route, params = self._match(path)
+        if route is None or route.endpoint.method != method:
+            response = _error(404, {}).response
+            self._stats.record(UNKNOWN_ENDPOINT, 404, None)
+            return UNKNOWN_ENDPOINT, response, []
+        endpoint = route.endpoint
+        transport: list[str] = []
+        try:
+            if self._limiter is not None:
+                wait = self._limiter.take(client)
+                if wait > 0:
+                    self._stats.fault("rate_limited")
+                    limited = _json(429, {"success": False, "data": None, "meta": {}})
+                    if self.config.rate_limit_retry_after:
+                        limited.headers.append(("Retry-After", str(max(1, math.ceil(wait)))))
+                    raise _HttpError(limited)
+            if endpoint.method == "GET":
+                transport, n = self._transport_faults()
+                if "error" in transport:
+                    raise _HttpError(self._gateway_error(n))
+            response = self._dispatch(endpoint, params, query, headers, body)
+        except _HttpError as exc:
+            response = exc.response
+        if response.status != 200:
+            transport = [t for t in transport if t in ("slow", "drop")]
+        for name in transport:
+            self._stats.fault(name)
+        self._stats.record(endpoint.name, response.status, response.rows)
+        return endpoint.name, response, transport
+
+    def _match(self, path: str) -> tuple[_Route | None, dict[str, int]]:
+        if not path.startswith(API_PREFIX + "/"):
+            return None, {}
+        rel = path[len(API_PREFIX) :]
+        for route in self._routes:
+            found = route.pattern.match(rel)
+            if found is None:
+                continue
+            params: dict[str, int] = {}
+            for key, value in found.groupdict().items():
+                if not INT_RE.match(value):
+                    return None, {}
+                params[key] = int(value)
+            return route, params
+        return None, {}
+
+    def _transport_faults(self) -> tuple[list[str], int]:
+        with self._counter_lock:
+            self._api_counter += 1
+            n = self._api_counter
+        f = self.faults
+        out: list[str] = []
+        cycle_position = (n - 1) % f.error_every if f.error_every else -1
+        if f.error_every and cycle_position >= f.error_every - f.error_burst:
+            out.append("error")
+        if f.slow_every and n % f.slow_every == 0:
+            out.append("slow")
+        if f.drop_every and n % f.drop_every == 0:
+            out.append("drop")
+        elif f.truncate_every and n % f.truncate_every == 0:
+            out.append("truncate")
+        return out, n
+
+    def _gateway_error(self, n: int) -> Response:
+        f = self.faults
+        statuses = f.error_statuses or (502,)
+        status = statuses[(n - 1) % len(statuses)]
+        self._stats.fault("error")
+        text = f"<html><body><h1>{status} Bad Gateway</h1></body></html>".encode()
+        if status != 502:
+            text = f"<html><body><h1>{status} Service Unavailable</h1></body></html>".encode()
+        return Response(status, text, content_type="text/html; charset=utf-8")
+
+    def _control(self, method: str, path: str) -> Response:
+        if method == "GET" and path.rstrip("/") == "/_sandbox/stats":
+            return _json(200, self.stats())
+        if method == "POST" and path.rstrip("/") == "/_sandbox/reset":
+            self.reset_stats()
+            return _json(200, {"success": True})
+        return _json(404, {"success": False, "data": None, "meta": {}})
+
+    def _check_headers(self, headers: dict[str, str], expected_auth: str) -> None:
+        accept = headers.get("accept", "")
+        media, *accept_params = (p.strip() for p in accept.split(";"))
+        params_ok = all(p.lower().startswith("charset=") for p in accept_params if p)
+        if media.lower() != ACCEPT_HEADER or not params_ok:
+            raise _error(401, {"message": MSG_AUTH})
+        if headers.get("authorization", "") != expected_auth:
+            raise _error(401, {"message": MSG_AUTH})
+
+    def _dispatch(
+        self,
+        endpoint: Endpoint,
+        params: dict[str, int],
+        query: dict[str, list[str]],
+        headers: dict[str, str],
+        body: bytes,
+    ) -> Response:
+        if endpoint.name == "auth":
+            return self._auth(headers, body)
+        self._check_headers(headers, self._expected_auth)
+        if endpoint.name == "groups":
+            data = [self._quirk(endpoint.name, g) for g in self.dataset.groups()]
+            return Response(200, _envelope(orjson.dumps(data), []), rows=len(data))
+        if "location_id" in params:
+            chain_id = self.dataset.chain_of_location(params["location_id"])
+            if chain_id is None:
+                raise _error(403, {"message": MSG_FORBIDDEN})
+        else:
+            chain_id = params["chain_id"]
+        self._check_access(endpoint, chain_id)
+        handler: Callable[[Endpoint, int, dict[str, int], dict[str, list[str]]], Response] = {
+            "membership_types": self._membership_types,
+            "memberships": self._memberships,
+            "certificate_types": self._certificate_types,
+            "transactions": self._transactions,
+            "notification_templates": self._bare_list,
+            "card_types": self._bare_list,
+            "promotion_search": self._promotion_search,
+            "promotion": self._promotion,
+        }[endpoint.name]
+        return handler(endpoint, chain_id, params, query)
+
+    def _auth(self, headers: dict[str, str], body: bytes) -> Response:
+        self._check_headers(headers, f"Bearer {self.credentials.partner_token}")
+        try:
+            payload = orjson.loads(body) if body else {}
+        except orjson.JSONDecodeError:
+            payload = {}
+        if (
+            not isinstance(payload, dict)
+            or payload.get("login") != self.credentials.login
+            or payload.get("password") != self.credentials.password
+        ):
+            raise _error(401, {"message": MSG_AUTH})
+        user = {
+            "id": 123456,
+            "user_token": self.credentials.user_token,
+            "name": "Sandbox User",
+            "phone": "+13155550175",
+            "login": "sandbox",
+            "email": self.credentials.login,
+            "avatar": "https://assets.example/avatar/123456.png",
+            "is_approved": True,
+            "is_email_confirmed": False,
+        }
+        return _json(201, {"success": True, "data": user, "meta": []})
+
+    def _check_access(self, endpoint: Endpoint, chain_id: int) -> None:
+        if not self.dataset.has_chain(chain_id):
+            raise _error(403, {"message": MSG_FORBIDDEN})
+        if self.faults.forbidden_chain == self.dataset.chain_index(chain_id):
+            raise _error(403, {"message": MSG_FORBIDDEN})
+        access = self._access[chain_id]
+        if endpoint.access_flag and access.get(endpoint.access_flag) == "0":
+            raise _error(403, {"message": MSG_FORBIDDEN})
+
+    # ---------------------------------------------------------------- paging
+
+    def _page_params(
+        self, endpoint: Endpoint, query: dict[str, list[str]]
+    ) -> tuple[int, int | None]:
+        errors: dict[str, list[str]] = {}
+        page = 1
+        raw_page = _first(query, "page")
+        if raw_page is not None:
+            if INT_RE.match(raw_page) and int(raw_page) >= 1:
+                page = int(raw_page)
+            else:
+                errors["page"] = ["The page must be an integer greater than 0."]
+        size = endpoint.default_page_size
+        size_param = endpoint.paging.size_param
+        if size_param is not None:
+            raw_size = _first(query, size_param)
+            if raw_size is not None:
+                if INT_RE.match(raw_size) and int(raw_size) >= 1:
+                    size = int(raw_size)
+                else:
+                    errors[size_param] = [f"The {size_param} must be an integer greater than 0."]
+        if errors:
+            raise _validation(422, errors, MSG_VALIDATION)
+        if size is not None and endpoint.max_page_size is not None:
+            size = min(size, endpoint.max_page_size)
+        cap = self.faults.page_size_caps.get(endpoint.name, self.faults.page_size_cap)
+        if cap is not None:
+            size = cap if size is None else min(size, cap)
+        if self.faults.stuck_pages:
+            page = 1
+        return page, size
+
+    def _window(self, page: int, size: int | None) -> tuple[int, int | None]:
+        """[start, stop) row offsets of a page (stop None = to the end)."""
+        if size is None:
+            return (0, None) if page == 1 else (0, 0)
+        start = (page - 1) * size
+        if self.faults.overlap_pages and page > 1:
+            start -= 1
+        return start, start + size
+
+    def _paged(
+        self,
+        endpoint: Endpoint,
+        rows: list[Record],
+        query: dict[str, list[str]],
+    ) -> Response:
+        page, size = self._page_params(endpoint, query)
+        start, stop = self._window(page, size)
+        chunk = rows[start:stop]
+        fragments = [orjson.dumps(self._quirk(endpoint.name, r)) for r in chunk]
+        meta = (
+            {"total_count": len(rows)}
+            if endpoint.total is TotalIn.TOTAL_COUNT
+            else {"count": len(chunk)}
+        )
+        return Response(200, _envelope(_array(fragments), meta), rows=len(chunk))
+
+    # ---------------------------------------------------------------- endpoints
+
+    def _membership_types(
+        self, endpoint: Endpoint, chain_id: int, _: dict[str, int], query: dict[str, list[str]]
+    ) -> Response:
+        rows = self.dataset.membership_types(chain_id)
+        title = _first(query, "title")
+        if title:
+            rows = [r for r in rows if title.lower() in r["title"].lower()]
+        archived = _first(query, "is_archived")
+        if archived in ("0", "1"):
+            rows = [r for r in rows if r["is_archived"] == (archived == "1")]
+        return self._paged(endpoint, rows, query)
+
+    def _certificate_types(
+        self, endpoint: Endpoint, chain_id: int, _: dict[str, int], query: dict[str, list[str]]
+    ) -> Response:
+        rows = self.dataset.certificate_types(chain_id)
+        title = _first(query, "title")
+        if title:
+            rows = [r for r in rows if title.lower() in r["title"].lower()]
+        return self._paged(endpoint, rows, query)
+
+    def _bare_list(
+        self, endpoint: Endpoint, chain_id: int, _: dict[str, int], __: dict[str, list[str]]
+    ) -> Response:
+        rows = (
+            self.dataset.card_types(chain_id)
+            if endpoint.name == "card_types"
+            else self.dataset.notification_templates(chain_id)
+        )
+        data = [self._quirk(endpoint.name, r) for r in rows]
+        return Response(200, orjson.dumps(data), rows=len(data))
+
+    def _promotion(
+        self, endpoint: Endpoint, chain_id: int, params: dict[str, int], query: dict[str, list[str]]
+    ) -> Response:
+        promo = self.dataset.promotion(chain_id, params["program_id"])
+        if promo is None:
+            raise _not_found([])
+        includes = _list_param(query, "include")
+        view = self._quirk(endpoint.name, promotion_view(promo, includes))
+        return Response(200, orjson.dumps(view), rows=1)
+
+    def _promotion_search(
+        self, endpoint: Endpoint, chain_id: int, params: dict[str, int], query: dict[str, list[str]]
+    ) -> Response:
+        rows = self.dataset.promotion_search(params["location_id"])
+        wanted_type = _first(query, "type")
+        if wanted_type:
+            rows = [r for r in rows if r["type"] == wanted_type]
+        includes = _list_param(query, "include")
+        if "first_transaction_date" in includes:
+            full = {p["id"]: p for p in self.dataset.promotions(chain_id)}
+            rows = [
+                {
+                    **r,
+                    "first_transaction_date": first_transaction_date(
+                        full[r["id"]], self.config.start
+                    ),
+                }
+                for r in rows
+            ]
+        data = [self._quirk(endpoint.name, r) for r in rows]
+        return Response(200, _envelope(orjson.dumps(data), {"count": len(data)}), rows=len(data))
+
+    def _memberships(
+        self, endpoint: Endpoint, chain_id: int, _: dict[str, int], query: dict[str, list[str]]
+    ) -> Response:
+        wrap = self.faults.wrap_memberships
+        try:
+            ids = _int_list(query, "abonements_ids")
+        except ValueError:
+            raise self._membership_error(
+                {"message": MSG_VALIDATION, "errors": {"abonements_ids": ["Invalid ids."]}}
+            ) from None
+        after, before = _first(query, "created_after"), _first(query, "created_before")
+        page, size = self._page_params(endpoint, query)
+        start, stop = self._window(page, size)
+        if ids:
+            rows: Iterator[Record] = iter(self.dataset.memberships_by_ids(chain_id, ids))
+        elif after and before:
+            errors: dict[str, list[str]] = {}
+            bounds: list[datetime] = []
+            for name, text in (("created_after", after), ("created_before", before)):
+                try:
+                    bounds.append(parse_timestamp(text))
+                except ValueError:
+                    errors[name] = [f"The {name.replace('_', ' ')} is not a valid ISO-8601 date."]
+            if errors:
+                raise self._membership_error({"message": MSG_VALIDATION, "errors": errors})
+            rows = self.dataset.iter_memberships(chain_id, bounds[0], bounds[1])
+        else:
+            raise self._membership_error({"message": MSG_MEMBERSHIP_FILTER})
+        chunk = list(islice(rows, start, stop))
+        data = _array([orjson.dumps(self._quirk(endpoint.name, r)) for r in chunk])
+        body = _envelope(data, {"count": len(chunk)})
+        if wrap:
+            body = b"[" + body + b"]"
+        return Response(200, body, rows=len(chunk))
+
+    def _membership_error(self, meta: dict[str, Any]) -> _HttpError:
+        if not self.faults.wrap_memberships:
+            return _error(400, meta)
+        # The official 400 example: array-wrapped, and without a data key.
+        return _HttpError(_json(400, [{"success": False, "meta": meta}]))
+
+    def _transactions(
+        self, endpoint: Endpoint, chain_id: int, _: dict[str, int], query: dict[str, list[str]]
+    ) -> Response:
+        errors: dict[str, list[str]] = {}
+        days: list[date] = []
+        for name in endpoint.required_params:
+            text = _first(query, name)
+            label = name.replace("_", " ")
+            if not text:
+                errors[name] = [f"The {label} field is required."]
+                continue
+            try:
+                if not DATE_RE.match(text):
+                    raise ValueError(text)
+                days.append(date.fromisoformat(text))
+            except ValueError:
+                errors[name] = [f"The {label} does not match the format Y-m-d."]
+        filters: dict[str, set[int]] = {}
+        for name in endpoint.array_params:
+            try:
+                values = _int_list(query, name)
+            except ValueError:
+                errors[name] = [f"The selected {name} is invalid."]
+                continue
+            if name == "types" and any(v not in TRANSACTION_TYPES for v in values):
+                errors[name] = [f"The selected {name} is invalid."]
+            if values:
+                filters[name] = set(values)
+        page, size = self._page_params(endpoint, query)
+        if errors:
+            raise _validation(422, errors, MSG_VALIDATION)
+        start, stop = self._window(page, size)
+        fragments = self._tx_rows(chain_id, days[0], days[1], filters, start, stop)
+        body = _envelope(_array(fragments), {"count": len(fragments)})
+        return Response(200, body, rows=len(fragments))
+
+    def _tx_rows(
+        self,
+        chain_id: int,
+        first: date,
+        last: date,
+        filters: dict[str, set[int]],
+        start: int,
+        stop: int | None,
+    ) -> list[bytes]:
+        first = max(first, self.config.start)
+        last = min(last, self.config.end)
+        out: list[bytes] = []
+        skip = start
+        want = None if stop is None else stop - start
+        day = first
+        while day <= last and (want is None or len(out) < want):
+            if not filters:
+                count = self.dataset.transaction_count(chain_id, day)
+                if skip >= count:
+                    skip -= count
+                    day += timedelta(days=1)
+                    continue
+            block = self._tx_day(chain_id, day)
+            if filters:
+                picked = [
+                    frag
+                    for frag, loc, typ, visit in zip(
+                        block.fragments,
+                        block.location_ids,
+                        block.type_ids,
+                        block.visit_ids,
+                        strict=True,
+                    )
+                    if loc in filters.get("company_ids", (loc,))
+                    and typ in filters.get("types", (typ,))
+                    and visit in filters.get("visit_ids", (visit,))
+                ]
+            else:
+                picked = block.fragments
+            if skip >= len(picked):
+                skip -= len(picked)
+            else:
+                end = None if want is None else skip + want - len(out)
+                out.extend(picked[skip:end])
+                skip = 0
+            day += timedelta(days=1)
+        return out
+
+    def _tx_day(self, chain_id: int, day: date) -> _TxDay:
+        key = (chain_id, day)
+        with self._tx_lock:
+            cached = self._tx_cache.get(key)
+            if cached is not None:
+                self._tx_cache.move_to_end(key)
+                return cached
+        block = self.dataset.day_transactions(chain_id, day)
+        rendered = _TxDay(
+            fragments=[orjson.dumps(self._quirk("transactions", r)) for r in block.records],
+            location_ids=block.location_ids,
+            type_ids=[r["type_id"] for r in block.records],
+            visit_ids=[r["visit_id"] for r in block.records],
+        )
+        with self._tx_lock:
+            self._tx_cache[key] = rendered
+            while len(self._tx_cache) > TX_CACHE_DAYS:
+                self._tx_cache.popitem(last=False)
+        return rendered
+
+    # ---------------------------------------------------------------- record quirks
+
+    def _quirk(self, endpoint: str, record: Record) -> Record:
+        f = self.faults
+        if not (f.unknown_enum_every or f.extra_fields or f.numeric_strings):
+            return record
+        out = copy.deepcopy(record)
+        rid = record.get("id")
+        if f.unknown_enum_every and isinstance(rid, int) and rid % f.unknown_enum_every == 0:
+            _inject_unknown_enum(endpoint, out)
+        if f.extra_fields:
+            out["external_id"] = f"ext-{rid}"
+            out["sync_revision"] = 3
+            if endpoint == "transactions":
+                out["client_id"] = (rid or 0) % 900_000 + 100_000
+        if f.numeric_strings:
+            out = _stringify(out)
+        return out
+
+
+def _inject_unknown_enum(endpoint: str, record: Record) -> None:
+    if endpoint == "transactions":
+        record["type_id"] = 99
+        record["type"] = {"id": 99, "title": "Unknown operation"}
+        record["item_type_id"] = 3
+    elif endpoint == "memberships":
+        record["status"] = {**record["status"], "id": 9, "slug": "suspended", "title": "Suspended"}
+    elif endpoint == "membership_types":
+        record["expiration_type_id"] = 7
+        record["balance_edit_type_id"] = 5
+    elif endpoint == "certificate_types":
+        record["item_type_id"] = 8
+        record["item_type"] = {"id": 8, "title": "Unknown item type"}
+    elif endpoint == "notification_templates":
+        record["message_type"] = "loyalty_new_message_kind"
+    elif endpoint in ("promotion", "promotion_search"):
+        record["type"] = "cashback_mystery"
+
+
+def _stringify(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _stringify(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stringify(v, key) for v in value]
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int) and (key == "id" or key.endswith("_id") or key.endswith("_ids")):
+        return str(value)
+    return value
+
+
+def _first(query: dict[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    return values[0] if values else None
+
+
+def _list_param(query: dict[str, list[str]], name: str) -> list[str]:
+    """Both array encodings: `name=a,b` and repeated `name[]=a&name[]=b` (also `name=a&name=b`)."""
+    out: list[str] = []
+    for raw in query.get(name, []) + query.get(name + "[]", []):
+        out.extend(v.strip() for v in raw.split(",") if v.strip())
+    return out
+
+
+def _int_list(query: dict[str, list[str]], name: str) -> list[int]:
+    values = _list_param(query, name)
+    if any(not INT_RE.match(v) for v in values):
+        raise ValueError(name)
+    return [int(v) for v in values]
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], app: SandboxServer
+    ) -> None:
+        self.app = app
+        super().__init__(address, handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "AltegioSandbox/1.0"
+    sys_version = ""
+    timeout = IDLE_CONNECTION_TIMEOUT_S
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        app = self.server.app
+        with app._connections_lock:
+            app._connections.add(self.connection)
+
+    def finish(self) -> None:
+        app = self.server.app
+        with app._connections_lock:
+            app._connections.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def _serve(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        app = self.server.app
+        _, response, transport = app.handle(
+            method, self.path, headers, body, self.client_address[0]
+        )
+        if "slow" in transport:
+            app._stop.wait(app.faults.slow_seconds)
+        payload = response.body
+        if "truncate" in transport:
+            payload = payload[: max(1, len(payload) * 2 // 3)]
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in response.headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if "drop" in transport:
+            self.wfile.write(payload[: len(payload) // 2])
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(payload)
+
+
+@contextlib.contextmanager
+def serve(config: SandboxConfig | None = None) -> Iterator[SandboxServer]:
+    """Run a sandbox on 127.0.0.1 (free port) for the duration of the block."""
+    server = SandboxServer(config or SandboxConfig())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
