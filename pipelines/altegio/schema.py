@@ -303,7 +303,10 @@ MEMBERSHIP_TYPE_AVAILABILITY = _spec(
         _int("membership_type_id", "Parent membership type id."),
         _int("rule_index", "Position of the rule in availability[] (0-based)."),
         _int("week_day", "1 = Monday ... 7 = Sunday."),
-        _int("interval_index", "Position of the interval in the rule (0-based; 0 when the rule has none)."),
+        _int(
+            "interval_index",
+            "Position of the interval in the rule (0-based; 0 when the rule has none).",
+        ),
         _int("from_seconds", "Interval start, seconds after midnight."),
         _int("to_seconds", "Interval end, seconds after midnight."),
     ],
