@@ -273,6 +273,9 @@ class SandboxServer:
         parts = urlsplit(raw_path)
         path = parts.path
         query = parse_qs(parts.query, keep_blank_values=True)
+        # Control paths answer both at the root and under the API prefix.
+        if path.startswith(API_PREFIX + "/_sandbox/"):
+            path = path[len(API_PREFIX) :]
         if path.startswith("/_sandbox/"):
             return "_sandbox", self._control(method, path), []
         route, params = self._match(path)

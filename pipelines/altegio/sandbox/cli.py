@@ -1,0 +1,113 @@
+"""`altegio-loyalty sandbox`: run the sandbox in the foreground until Ctrl-C."""
+
+import argparse
+import threading
+from datetime import date
+
+from pipelines.altegio.sandbox.config import Faults, SandboxConfig
+from pipelines.altegio.sandbox.server import SandboxServer
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the sandbox options on a (sub)parser."""
+    defaults = SandboxConfig()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--chains", type=int, default=defaults.chains)
+    parser.add_argument("--locations-per-chain", type=int, default=defaults.locations_per_chain)
+    parser.add_argument("--start", type=date.fromisoformat, default=defaults.start)
+    parser.add_argument("--end", type=date.fromisoformat, default=defaults.end)
+    parser.add_argument("--transactions-per-day", type=int, default=defaults.transactions_per_day)
+    parser.add_argument("--memberships-per-day", type=int, default=defaults.memberships_per_day)
+    parser.add_argument("--rate-limit", type=float, default=None, help="requests/s per client IP")
+    parser.add_argument("--rate-limit-burst", type=int, default=defaults.rate_limit_burst)
+    parser.add_argument(
+        "--no-retry-after", action="store_true", help="answer 429 without Retry-After"
+    )
+    faults = parser.add_argument_group("faults (all off by default)")
+    faults.add_argument("--error-every", type=int, default=0)
+    faults.add_argument("--error-burst", type=int, default=1)
+    faults.add_argument("--slow-every", type=int, default=0)
+    faults.add_argument("--slow-seconds", type=float, default=0.0)
+    faults.add_argument("--drop-every", type=int, default=0)
+    faults.add_argument("--truncate-every", type=int, default=0)
+    faults.add_argument("--page-size-cap", type=int, default=None)
+    faults.add_argument("--overlap-pages", action="store_true")
+    faults.add_argument("--stuck-pages", action="store_true")
+    faults.add_argument("--unknown-enum-every", type=int, default=0)
+    faults.add_argument("--extra-fields", action="store_true")
+    faults.add_argument("--numeric-strings", action="store_true")
+    faults.add_argument("--wrap-memberships", action="store_true")
+    faults.add_argument("--forbidden-chain", type=int, default=None, help="0-based chain index")
+
+
+def config_from_args(args: argparse.Namespace) -> SandboxConfig:
+    """The SandboxConfig the parsed options describe."""
+    return SandboxConfig(
+        seed=args.seed,
+        chains=args.chains,
+        locations_per_chain=args.locations_per_chain,
+        start=args.start,
+        end=args.end,
+        transactions_per_day=args.transactions_per_day,
+        memberships_per_day=args.memberships_per_day,
+        rate_limit=args.rate_limit,
+        rate_limit_burst=args.rate_limit_burst,
+        rate_limit_retry_after=not args.no_retry_after,
+        host=args.host,
+        port=args.port,
+        faults=Faults(
+            error_every=args.error_every,
+            error_burst=args.error_burst,
+            slow_every=args.slow_every,
+            slow_seconds=args.slow_seconds,
+            drop_every=args.drop_every,
+            truncate_every=args.truncate_every,
+            page_size_cap=args.page_size_cap,
+            overlap_pages=args.overlap_pages,
+            stuck_pages=args.stuck_pages,
+            unknown_enum_every=args.unknown_enum_every,
+            extra_fields=args.extra_fields,
+            numeric_strings=args.numeric_strings,
+            wrap_memberships=args.wrap_memberships,
+            forbidden_chain=args.forbidden_chain,
+        ),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted; prints the base URL and the (fake) credentials."""
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(f"invalid sandbox options: {exc}")
+        return 2
+    server = SandboxServer(config)
+    server.start()
+    creds = server.credentials
+    print(f"Altegio sandbox serving at {server.base_url}")
+    print(f"  partner token : {creds.partner_token}")
+    print(f"  user token    : {creds.user_token}")
+    print(f"  login/password: {creds.login} / {creds.password}")
+    print(f"  chains        : {', '.join(str(c) for c in server.dataset.chain_ids())}")
+    print("  stats         : GET  /_sandbox/stats   reset: POST /_sandbox/reset")
+    print("Press Ctrl-C to stop.", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("stopping")
+    finally:
+        server.stop()
+    return 0
+
+
+def main() -> int:
+    """Standalone entry: `python -m pipelines.altegio.sandbox.cli`."""
+    parser = argparse.ArgumentParser(description="Run the Altegio sandbox in the foreground.")
+    add_arguments(parser)
+    return run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
