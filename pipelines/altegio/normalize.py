@@ -37,6 +37,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
+from itertools import repeat
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -273,10 +274,26 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 }
 
 
-@dataclass
 class _Column:
-    values: list[Any]
-    array: pa.Array | None = None  # prebuilt when no per-value work was needed
+    """One column: Python values and/or the converted array (either is derived on demand)."""
+
+    __slots__ = ("_values", "array")
+
+    def __init__(self, values: list[Any] | None, array: pa.Array | None = None) -> None:
+        self._values = values
+        self.array = array  # prebuilt when no per-value work was needed
+
+    @property
+    def values(self) -> list[Any]:
+        if self._values is None:
+            assert self.array is not None
+            self._values = self.array.to_pylist()
+        return self._values
+
+    @values.setter
+    def values(self, values: list[Any]) -> None:
+        self._values = values
+        self.array = None
 
 
 def _fast(raw: list[Any], kind: str) -> _Column | None:
@@ -292,8 +309,8 @@ def _fast(raw: list[Any], kind: str) -> _Column | None:
     if kind == "float" and not pc.all(pc.is_finite(array)).as_py():
         return None
     if kind == "fk":
-        raw = [None if v == 0 else v for v in raw]
-        array = pa.array(raw, type=pa.int64())
+        array = pc.if_else(pc.equal(array, 0), pa.scalar(None, pa.int64()), array)
+        return _Column(None, array)
     return _Column(raw, array)
 
 
@@ -351,10 +368,17 @@ def _dig(r: dict[Any, Any], path: tuple[str, ...]) -> Any:
     return v
 
 
-def _extract(recs: list[dict[Any, Any]], path: tuple[str, ...]) -> list[Any]:
+def _extract(
+    recs: list[dict[Any, Any]], path: tuple[str, ...], cache: dict[str, list[Any]]
+) -> list[Any]:
     if len(path) == 1:
-        key = path[0]
-        return [r.get(key) for r in recs]
+        return list(map(dict.get, recs, repeat(path[0])))
+    if len(path) == 2:
+        parents = cache.get(path[0])
+        if parents is None:
+            parents = cache[path[0]] = list(map(dict.get, recs, repeat(path[0])))
+        if set(map(type, parents)) == {dict}:
+            return list(map(dict.get, parents, repeat(path[1])))
     return [_dig(r, path) for r in recs]
 
 
@@ -1090,8 +1114,7 @@ def _build_table(table: str, cols: dict[str, _Column], n: int, ctx: _Ctx) -> pa.
     for f in TABLES[table].schema:
         column = cols.get(f.name)
         if column is None:
-            value = constants.get(f.name)
-            arrays.append(pa.array([value] * n, type=f.type))
+            arrays.append(pa.repeat(pa.scalar(constants.get(f.name), type=f.type), n))
         elif column.array is not None and len(column.array) == n:
             arrays.append(column.array)
         else:
@@ -1117,11 +1140,12 @@ def _quarantine_rows(
 ) -> pa.Table:
     order = sorted(reasons)
     n = len(order)
+    default_partition = ctx.transaction_date.isoformat() if ctx.transaction_date else "all"
     spec = TABLES["quarantine"].schema
     data = {
         "source_table": [ctx.table] * n,
         "chain_id": [ctx.chain_id] * n,
-        "partition_key": [partitions.get(i, "all") for i in order],
+        "partition_key": [partitions.get(i, default_partition) for i in order],
         "id": [ids.get(i) for i in order],
         "record_index": order,
         "raw_json": [_safe_text(to_json(records[i])) for i in order],
@@ -1140,18 +1164,23 @@ def _run(entity: _Entity, records: Sequence[object], ctx: _Ctx) -> NormalizedBat
     reasons: dict[int, str] = {}  # position in `records` -> quarantine reason
     positions: list[int] = []
     recs: list[dict[Any, Any]] = []
-    for i, r in enumerate(records):
-        if isinstance(r, dict):
-            positions.append(i)
-            recs.append(r)
-        else:
-            reasons[i] = f"record is {type(r).__name__}, not a JSON object"
+    if set(map(type, records)) <= {dict}:
+        positions = list(range(len(records)))
+        recs = list(records)  # type: ignore[arg-type]
+    else:
+        for i, r in enumerate(records):
+            if isinstance(r, dict):
+                positions.append(i)
+                recs.append(r)
+            else:
+                reasons[i] = f"record is {type(r).__name__}, not a JSON object"
     n = len(recs)
     bad: dict[int, str] = {}  # position in `recs`
 
     cols: dict[str, _Column] = {}
+    cache: dict[str, list[Any]] = {}
     for column, path, kind in entity.sources:
-        cols[column] = _coerce_column(_extract(recs, path), kind, column, ctx.tz, bad)
+        cols[column] = _coerce_column(_extract(recs, path, cache), kind, column, ctx.tz, bad)
     if entity.columns_hook is not None:
         entity.columns_hook(cols, bad, ctx)
 
@@ -1170,7 +1199,7 @@ def _run(entity: _Entity, records: Sequence[object], ctx: _Ctx) -> NormalizedBat
 
     keys = cols[entity.key].values
     winner: dict[Any, int] = {}
-    for i in range(n - 1, -1, -1):
+    for i in range(n - 1, -1, -1) if bad or len(set(keys)) != n else ():
         if i in bad:
             continue
         if keys[i] in winner:
@@ -1183,10 +1212,21 @@ def _run(entity: _Entity, records: Sequence[object], ctx: _Ctx) -> NormalizedBat
 
     extras: list[str | None] = [None] * n
     known = entity.known
-    for i, rec in enumerate(recs):
-        unknown: dict[str, Any] = {}
-        if not known.issuperset(rec):
-            unknown = {str(k): rec[k] for k in rec if k not in known}
+    flags = list(map(known.issuperset, recs))
+    suspects = set() if all(flags) else {i for i, ok in enumerate(flags) if not ok}
+    for obj_key, sub_known in entity.nested_known.items():
+        objs = cache.get(obj_key) or list(map(dict.get, recs, repeat(obj_key)))
+        if set(map(type, objs)) == {dict}:
+            flags = list(map(sub_known.issuperset, objs))
+            if not all(flags):
+                suspects.update(i for i, ok in enumerate(flags) if not ok)
+        else:
+            suspects.update(
+                i for i, o in enumerate(objs) if isinstance(o, dict) and not sub_known.issuperset(o)
+            )
+    for i in sorted(suspects):
+        rec = recs[i]
+        unknown = {str(k): rec[k] for k in rec if k not in known}
         for obj_key, sub_known in entity.nested_known.items():
             obj = rec.get(obj_key)
             if isinstance(obj, dict) and not sub_known.issuperset(obj):
@@ -1198,12 +1238,10 @@ def _run(entity: _Entity, records: Sequence[object], ctx: _Ctx) -> NormalizedBat
                 bad.setdefault(i, f"extra: {exc}")
             if i not in bad:
                 ctx.drift.setdefault(entity.table, set()).update(unknown)
-    cols["extra"] = _Column(extras)
+    cols["extra"] = _Column(extras, None if suspects else pa.nulls(n, pa.string()))
 
     partitions: dict[int, str] = {}
-    if ctx.transaction_date is not None:
-        partitions = {p: ctx.transaction_date.isoformat() for p in range(len(records))}
-    elif "created_day" in cols:
+    if "created_day" in cols:
         days = cols["created_day"].values
         partitions = {
             positions[i]: (days[i].isoformat() if days[i] is not None else "unknown")
@@ -1217,9 +1255,13 @@ def _run(entity: _Entity, records: Sequence[object], ctx: _Ctx) -> NormalizedBat
 
     keep = [i for i in range(n) if i not in bad]
     if bad:
+        mask = pa.array([i not in bad for i in range(n)], type=pa.bool_())
         for c in cols.values():
-            c.values = [c.values[i] for i in keep]
-            c.array = None
+            if c.array is not None and len(c.array) == n:
+                c.array = c.array.filter(mask)
+                c._values = None
+            else:
+                c.values = [c.values[i] for i in keep]
     tables = {entity.table: _build_table(entity.table, cols, len(keep), ctx)}
     for name, rows in children.items():
         kept = [(p, r) for p, r in rows if p not in bad]
