@@ -377,16 +377,25 @@ class AltegioClient:
                     continue
                 ids.setdefault(int(row["id"]), None)
         include = ",".join(ep.PROMOTION_INCLUDES)
-        for number, program_id in enumerate(ids, start=1):
+        chain_id = chain.id
+
+        def detail(program_id: int) -> dict[str, Any]:
             data, _ = self._session.call(
                 ep.PROMOTION,
-                ep.PROMOTION.format_path(chain_id=chain.id, program_id=program_id),
+                ep.PROMOTION.format_path(chain_id=chain_id, program_id=program_id),
                 params={"include": include},
-                chain_id=chain.id,
+                chain_id=chain_id,
             )
             self.stats.record_page(ep.PROMOTION.name, 1)
-            self._report(ep.PROMOTION.name, chain.id, number, number)
-            yield Page(ep.PROMOTION.name, number, [data], len(ids))
+            return dict(data)
+
+        # One GET per promotion: run them on the worker threads (the shared budget still
+        # bounds the rate), and yield in search order.
+        workers = max(1, min(self.settings.workers, len(ids)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="altegio") as pool:
+            for number, record in enumerate(pool.map(detail, ids), start=1):
+                self._report(ep.PROMOTION.name, chain_id, number, number)
+                yield Page(ep.PROMOTION.name, number, [record], len(ids))
 
     # ------------------------------------------------------------------ concurrency
 
