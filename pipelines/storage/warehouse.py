@@ -174,7 +174,12 @@ class Warehouse:
             return "unknown"
 
     def connect_read_only(self) -> duckdb.DuckDBPyConnection:
-        """A read-only connection to the published warehouse (what analysts should use)."""
+        """A read-only connection to the published warehouse (what analysts should use).
+
+        A connection reads the file that was live when it opened. DuckDB shares one database
+        instance per path inside a process, so a process sees a newer publish only after it
+        has closed every connection it holds to the warehouse (use ``with``).
+        """
         return duckdb.connect(str(self.path), read_only=True)
 
     def publish(self, lake: Lake) -> PublishResult:
