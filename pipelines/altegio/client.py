@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -89,13 +89,20 @@ ProgressCallback = Callable[[str, int | None, int, int], None]
 class Page:
     """One API answer's worth of records (after boundary de-duplication).
 
-    `number` is one-based; `reported_total` is `meta.total_count` when the endpoint has one.
+    `number` is one-based; `reported_total` is `meta.total_count` when the endpoint has one;
+    `reported_rows` is how many rows the API sent in this answer (before dropping rows repeated
+    from the previous page; defaults to len(records)).
     """
 
     endpoint: str
     number: int
     records: list[dict[str, Any]]
     reported_total: int | None = None
+    reported_rows: int = -1
+
+    def __post_init__(self) -> None:
+        if self.reported_rows < 0:
+            object.__setattr__(self, "reported_rows", len(self.records))
 
 
 def _flag(value: Any) -> bool:
@@ -194,7 +201,9 @@ class _ServedSize:
 class AltegioClient:
     """Read-only Altegio client. Thread-safe; use as a context manager or call `close()`."""
 
-    def __init__(self, settings: ClientSettings) -> None:
+    def __init__(self, settings: ClientSettings, progress: ProgressCallback | None = None) -> None:
+        if progress is not None:
+            settings = replace(settings, progress=progress)
         self.settings = settings
         base_url = check_base_url(settings.base_url)
         budget_file = None
@@ -534,7 +543,7 @@ class AltegioClient:
             if report:
                 self._report(endpoint.name, chain_id, number, len(seen))
             if fresh or number == 1:
-                yield Page(endpoint.name, number, fresh, total)
+                yield Page(endpoint.name, number, fresh, total, len(data))
             if self._is_last(endpoint, served, requested, len(data), len(seen), total, number):
                 return
 

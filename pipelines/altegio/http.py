@@ -367,27 +367,42 @@ class RequestStats:
             self.rows += rows
             ep.rows += rows
 
-    def snapshot(self) -> dict[str, Any]:
-        """A plain-dict copy, safe to log or put in asset metadata."""
+    def snapshot(self) -> "RequestStats":
+        """A consistent copy (for before/after deltas while worker threads keep counting)."""
         with self._lock:
-            out: dict[str, Any] = {
-                k: getattr(self, k)
-                for k in (
-                    "requests",
-                    "retries",
-                    "rate_limited_429",
-                    "server_errors_5xx",
-                    "network_errors",
-                    "bytes_received",
-                    "pages",
-                    "rows",
-                )
-            }
-            out["by_endpoint"] = {
-                name: {**ep.__dict__, "statuses": dict(ep.statuses)}
-                for name, ep in self.by_endpoint.items()
-            }
-            return out
+            return RequestStats(
+                requests=self.requests,
+                retries=self.retries,
+                rate_limited_429=self.rate_limited_429,
+                server_errors_5xx=self.server_errors_5xx,
+                network_errors=self.network_errors,
+                bytes_received=self.bytes_received,
+                pages=self.pages,
+                rows=self.rows,
+                by_endpoint={
+                    name: EndpointStats(**{**ep.__dict__, "statuses": dict(ep.statuses)})
+                    for name, ep in self.by_endpoint.items()
+                },
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        """A plain-dict copy, safe to log or put in asset metadata."""
+        snap = self.snapshot()
+        out: dict[str, Any] = {
+            k: getattr(snap, k)
+            for k in (
+                "requests",
+                "retries",
+                "rate_limited_429",
+                "server_errors_5xx",
+                "network_errors",
+                "bytes_received",
+                "pages",
+                "rows",
+            )
+        }
+        out["by_endpoint"] = {name: dict(ep.__dict__) for name, ep in snap.by_endpoint.items()}
+        return out
 
 
 # --------------------------------------------------------------------------- rate budget

@@ -266,7 +266,10 @@ def test_a_short_first_page_is_not_trusted_until_the_cap_is_known(tmp_path: Path
 def test_rows_repeated_across_a_page_boundary_are_yielded_once(tmp_path: Path) -> None:
     api = FakeApi({"transactions:1": rows(40), "membership_types:1": rows(40)}, overlap=True)
     client = make_client(api, tmp_path, page_sizes={"transactions": 10, "membership_types": 10})
-    tx = collect(client.list_transactions(1, DAY))
+    pages = list(client.list_transactions(1, DAY))
+    # page p starts one row early, so the last answer is only the repeated row
+    assert [p.reported_rows for p in pages] == [10, 10, 10, 10, 1]
+    tx = collect(pages)
     assert ids(tx) == list(range(1, 41))
     mt = collect(client.list_membership_types(1))
     assert ids(mt) == list(range(1, 41))
@@ -386,7 +389,10 @@ def test_progress_and_stats_count_pages_and_rows(tmp_path: Path) -> None:
     assert stats.requests == 3 and stats.pages == 3 and stats.rows == 25
     assert stats.by_endpoint["transactions"].requests == 3
     assert stats.bytes_received > 0
-    assert client.stats.snapshot()["by_endpoint"]["transactions"]["rows"] == 25
+    assert client.stats.as_dict()["by_endpoint"]["transactions"]["rows"] == 25
+    before = client.stats.snapshot()
+    collect(client.list_transactions(1, DAY))
+    assert client.stats.requests - before.requests == 3 and before.requests == 3
 
 
 # --------------------------------------------------------------------------- secrets canary
