@@ -26,7 +26,9 @@ Schema drift: top-level fields (and fields of flattened objects such as ``status
 ``item_type``, ``access``) that the schema does not know are kept, per row, as a JSON object
 in ``extra`` and their names reported in ``NormalizedBatch.drift``. Unknown enum codes keep
 their code, get the label ``unknown:<code>`` and are reported in
-``NormalizedBatch.unknown_codes`` (see enums.py for the E2/E3 conflict rule).
+``NormalizedBatch.unknown_codes``; a string-enum value outside its documented list is kept
+as sent and reported in ``NormalizedBatch.unknown_values`` (see enums.py for the E2/E3
+conflict rule).
 
 Speed: columns are built as Python lists and converted once with ``pa.array(..., type=...)``;
 a column whose raw values already have the right Python type skips per-value coercion.
@@ -71,13 +73,15 @@ class NormalizedBatch:
 
     `tables`: main table + its child tables, each exactly its declared schema.
     `quarantine`: one row per record that could not be typed. `drift`: table -> unknown field
-    names seen. `unknown_codes`: "table.column" -> undocumented enum codes (or string values).
+    names seen. `unknown_codes`: "table.column" -> undocumented numeric enum codes.
+    `unknown_values`: "table.column" -> undocumented values of string enums (E8-E12, E17, E18).
     """
 
     tables: dict[str, pa.Table]
     quarantine: pa.Table
     drift: dict[str, set[str]] = field(default_factory=dict)
-    unknown_codes: dict[str, set[int | str]] = field(default_factory=dict)
+    unknown_codes: dict[str, set[int]] = field(default_factory=dict)
+    unknown_values: dict[str, set[str]] = field(default_factory=dict)
 
 
 class _Bad(Exception):
@@ -412,6 +416,7 @@ class _Ctx:
     tz_name: str
     transaction_date: date | None
     endpoint: str
+    window_day: date | None
     drift: dict[str, set[str]]
     unknown: dict[str, set[int | str]]
 
@@ -1127,7 +1132,7 @@ def _rows_to_columns(rows: list[dict[str, Any]], table: str) -> dict[str, _Colum
     return {
         name: _Column([r.get(name) for r in rows])
         for name in names
-        if any(name in r for r in rows) or name == "extra"
+        if not rows or name == "extra" or any(name in r for r in rows)
     }
 
 
@@ -1140,7 +1145,8 @@ def _quarantine_rows(
 ) -> pa.Table:
     order = sorted(reasons)
     n = len(order)
-    default_partition = ctx.transaction_date.isoformat() if ctx.transaction_date else "all"
+    day = ctx.transaction_date or ctx.window_day
+    default_partition = day.isoformat() if day else "all"
     spec = TABLES["quarantine"].schema
     data = {
         "source_table": [ctx.table] * n,
@@ -1241,10 +1247,11 @@ def _run(entity: _Entity, records: Sequence[object], ctx: _Ctx) -> NormalizedBat
     cols["extra"] = _Column(extras, None if suspects else pa.nulls(n, pa.string()))
 
     partitions: dict[int, str] = {}
+    unknown_day = ctx.window_day.isoformat() if ctx.window_day else "unknown"
     if "created_day" in cols:
         days = cols["created_day"].values
         partitions = {
-            positions[i]: (days[i].isoformat() if days[i] is not None else "unknown")
+            positions[i]: (days[i].isoformat() if days[i] is not None else unknown_day)
             for i in range(n)
         }
     for i, reason in bad.items():
@@ -1275,7 +1282,16 @@ def _run(entity: _Entity, records: Sequence[object], ctx: _Ctx) -> NormalizedBat
         tables=tables,
         quarantine=_quarantine_rows(records, reasons, ids, partitions, ctx),
         drift=ctx.drift,
-        unknown_codes=ctx.unknown,
+        unknown_codes={
+            k: {c for c in v if isinstance(c, int)}
+            for k, v in ctx.unknown.items()
+            if any(isinstance(c, int) for c in v)
+        },
+        unknown_values={
+            k: {c for c in v if isinstance(c, str)}
+            for k, v in ctx.unknown.items()
+            if any(isinstance(c, str) for c in v)
+        },
     )
 
 
@@ -1307,13 +1323,16 @@ def normalize(
     chain_timezone: str,
     transaction_date: date | None = None,
     source_endpoint: str | None = None,
+    window_day: date | None = None,
 ) -> NormalizedBatch:
     """Type one batch of raw records of one entity; one output row = one API record.
 
     `table` is a main table name (membership_types, memberships, certificate_types,
     promotions, notification_templates, card_types, loyalty_transactions). The result holds
     that table and its child tables; every record is either a row of the main table or a row
-    of the quarantine table (never both, never neither).
+    of the quarantine table (never both, never neither). `window_day` (optional) is the
+    day window the records were read for; it names the quarantine partition of a record
+    whose own partition day cannot be read.
     """
     entity = ENTITIES.get(table)
     if entity is None or table == "chains":
@@ -1333,6 +1352,7 @@ def normalize(
         tz_name=chain_timezone,
         transaction_date=transaction_date if table == "loyalty_transactions" else None,
         endpoint=source_endpoint or DEFAULT_ENDPOINTS[table],
+        window_day=window_day,
         drift={},
         unknown={},
     )
@@ -1354,6 +1374,7 @@ def normalize_groups(
         tz_name="UTC",
         transaction_date=None,
         endpoint=source_endpoint or DEFAULT_ENDPOINTS["chains"],
+        window_day=None,
         drift={},
         unknown={},
     )
