@@ -40,6 +40,8 @@ def all_pages(http: httpx.Client, url: str, size_param: str, size: int, **params
     page = 1
     while True:
         body = http.get(url, params={**params, "page": page, size_param: size}).json()
+        if isinstance(body, list):  # the array-wrapped memberships quirk
+            body = body[0]
         rows.extend(body["data"])
         if len(body["data"]) < size:
             return rows
