@@ -414,7 +414,7 @@ def test_data_uses_every_enum_code_and_has_busy_and_empty_days() -> None:
     from pipelines.altegio.sandbox import SandboxDataset
 
     ds = SandboxDataset(cfg)
-    txs, mtypes, certs, promos, templates, statuses, ids = [], [], [], [], [], set(), set()
+    txs, mtypes, certs, promos, templates, statuses = [], [], [], [], [], set()
     day_sizes = []
     for chain in ds.chain_ids():
         per_day = [

@@ -1,5 +1,8 @@
-"""Every 200 body the sandbox serves validates against the official schemas (../shared), and the
-official examples are shapes it can produce. Only the deviations in schemas/README.md are allowed."""
+"""Every 200 body the sandbox serves validates against the official schemas (../shared).
+
+The official examples are shapes it can produce; only the deviations listed in
+schemas/README.md are allowed.
+"""
 
 import copy
 from datetime import date
@@ -7,7 +10,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 from jsonschema import Draft202012Validator
@@ -252,4 +254,3 @@ def test_examples_validate_as_the_readme_says() -> None:
         "GET_company_loyalty_programs_search.200",
         example("GET_company_loyalty_programs_search.200"),
     )
-    _ = httpx
