@@ -1,6 +1,7 @@
 """`altegio-loyalty sandbox`: run the sandbox in the foreground until Ctrl-C."""
 
 import argparse
+import signal
 import threading
 from datetime import date
 
@@ -93,12 +94,21 @@ def run(args: argparse.Namespace) -> int:
     print(f"  chains        : {', '.join(str(c) for c in server.dataset.chain_ids())}")
     print("  stats         : GET  /_sandbox/stats   reset: POST /_sandbox/reset")
     print("Press Ctrl-C to stop.", flush=True)
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        stop.set()
+
+    # Installed explicitly: a process started in the background inherits SIGINT ignored.
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        print("stopping")
+        while not stop.wait(0.5):
+            pass
+        print("stopping", flush=True)
     finally:
         server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 

@@ -229,8 +229,9 @@ class SandboxDataset:
         self._by_id: dict[int, Chain] = {}
         self._location_chain: dict[int, Chain] = {}
         self._build()
-        # Caches are per instance (bound methods), sized so a long date range stays bounded.
-        self._day_transactions = lru_cache(maxsize=32)(self._generate_day_transactions)
+        # Caches are per instance (bound methods), sized so a long date range stays bounded;
+        # the server keeps its own cache of rendered transaction rows.
+        self._day_transactions = lru_cache(maxsize=4)(self._generate_day_transactions)
         self._day_memberships = lru_cache(maxsize=2048)(self._generate_day_memberships)
         self._day_count = lru_cache(maxsize=65536)(self._generate_day_count)
 

@@ -46,7 +46,8 @@ MSG_MEMBERSHIP_FILTER = "Subscription IDs or date range not specified."
 MSG_VALIDATION = "An error has occurred"
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 INT_RE = re.compile(r"^\d{1,15}$")
-TX_CACHE_DAYS = 256
+# Rendered transaction rows kept across requests (~0.4 KB each), oldest chain-days evicted first.
+TX_CACHE_ROWS = 400_000
 IDLE_CONNECTION_TIMEOUT_S = 30.0
 
 # The later "canonical" spellings the backend also routes (CONTRACT §1.1).
@@ -203,6 +204,7 @@ class SandboxServer:
         )
         self._tx_lock = threading.Lock()
         self._tx_cache: OrderedDict[tuple[int, date], _TxDay] = OrderedDict()
+        self._tx_cached_rows = 0
         self._stop = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -700,9 +702,12 @@ class SandboxServer:
             visit_ids=[r["visit_id"] for r in block.records],
         )
         with self._tx_lock:
-            self._tx_cache[key] = rendered
-            while len(self._tx_cache) > TX_CACHE_DAYS:
-                self._tx_cache.popitem(last=False)
+            if key not in self._tx_cache:
+                self._tx_cache[key] = rendered
+                self._tx_cached_rows += len(rendered.fragments)
+            while self._tx_cached_rows > TX_CACHE_ROWS and len(self._tx_cache) > 1:
+                _, evicted = self._tx_cache.popitem(last=False)
+                self._tx_cached_rows -= len(evicted.fragments)
         return rendered
 
     # ---------------------------------------------------------------- record quirks
