@@ -414,31 +414,29 @@ class AltegioClient:
         days: Iterable[date],
         workers: int | None = None,
         location_ids: Sequence[int] | None = None,
-    ) -> Iterator[tuple[date, list[dict[str, Any]]]]:
-        """`(day, all records of that day)` for many days, in completion order.
+    ) -> Iterator[tuple[date, list[Page]]]:
+        """`(day, every page of that day)` for many days, in completion order.
 
         Pages of one day are sequential; days run on `workers` threads, all drawing from the
         one rate budget, so more workers never means more than the budget. The first failure
-        cancels the days not yet started and is raised.
+        cancels the days not yet started and is raised. Pages (not bare rows) are returned so
+        the caller can reconcile what the API reported with what it received.
         """
 
-        def one_day(day: date) -> tuple[date, list[dict[str, Any]]]:
-            rows: list[dict[str, Any]] = []
-            for page in self.list_transactions(chain_id, day, location_ids):
-                rows.extend(page.records)
-            return day, rows
+        def one_day(day: date) -> tuple[date, list[Page]]:
+            return day, list(self.list_transactions(chain_id, day, location_ids))
 
         yield from self._run_parallel(one_day, list(dict.fromkeys(days)), workers)
 
     def _run_parallel(
         self,
-        fn: Callable[[date], tuple[date, list[dict[str, Any]]]],
+        fn: Callable[[date], tuple[date, list[Page]]],
         items: list[date],
         workers: int | None,
-    ) -> Iterator[tuple[date, list[dict[str, Any]]]]:
+    ) -> Iterator[tuple[date, list[Page]]]:
         n = max(1, workers or self.settings.workers)
         pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="altegio")
-        pending: set[Future[tuple[date, list[dict[str, Any]]]]] = set()
+        pending: set[Future[tuple[date, list[Page]]]] = set()
         queue = iter(items)
         try:
             # Keep at most 2 x workers in flight so a long day list does not pin memory.

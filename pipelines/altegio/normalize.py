@@ -36,7 +36,7 @@ a column whose raw values already have the right Python type skips per-value coe
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from itertools import repeat
@@ -419,6 +419,19 @@ class _Ctx:
     window_day: date | None
     drift: dict[str, set[str]]
     unknown: dict[str, set[int | str]]
+    # The days a created-date window covered; a membership created outside them is refused.
+    window_days: frozenset[date] | None = None
+    # Labels learned from the records themselves: E13 codes are not enumerated by Altegio, so
+    # a promotion's documented string `type` (E8) labels the numeric loyalty_type_id it and
+    # its rules carry (CONTRACT §7 E13: "map from the string type instead").
+    learned_labels: dict[str, dict[int, str]] = field(default_factory=dict)
+
+    @property
+    def window_label(self) -> str:
+        """Quarantine partition of a record that belongs to no day of its window."""
+        if self.window_days:
+            return f"{min(self.window_days).isoformat()}..{max(self.window_days).isoformat()}"
+        return self.window_day.isoformat() if self.window_day else "unknown"
 
 
 ChildRows = dict[str, list[tuple[int, dict[str, Any]]]]
@@ -665,7 +678,14 @@ def _memberships_columns(cols: dict[str, _Column], bad: dict[int, str], ctx: _Ct
             days.append(None)
             bad.setdefault(i, "created_date: missing (needed for the created_day partition)")
         else:
-            days.append(created.astimezone(tz).date())
+            day = created.astimezone(tz).date()
+            days.append(day)
+            if ctx.window_days is not None and day not in ctx.window_days:
+                bad.setdefault(
+                    i,
+                    f"created_date {created.isoformat()} is {day} in {ctx.tz_name}, outside "
+                    f"the requested window {ctx.window_label}",
+                )
     cols["created_day"] = _Column(days)
 
 
@@ -836,6 +856,14 @@ def _promotion_rows(
                 cols["loyalty_type_id"].values[idx] = rule["loyalty_type_id"]
                 cols["loyalty_type_id"].array = None
                 break
+    promotion_type = rec.get("type")
+    if isinstance(promotion_type, str) and ENUMS["promotion_type"].is_known(promotion_type):
+        learned = ctx.learned_labels.setdefault("loyalty_type", {})
+        codes = [cols["loyalty_type_id"].values[idx]]
+        codes += [rule.get("loyalty_type_id") for _, rule in out["promotion_rules"]]
+        for code in codes:
+            if isinstance(code, int):
+                learned.setdefault(code, promotion_type)
     return out
 
 
@@ -1102,11 +1130,18 @@ def _build_table(table: str, cols: dict[str, _Column], n: int, ctx: _Ctx) -> pa.
             titles = cols[title_col].values
             labels = [enum.label_from_title(c, t) for c, t in zip(codes, titles, strict=False)]
         else:
-            mapping = {c: enum.label(c) for c in set(codes)}
+            learned = ctx.learned_labels.get(enum.name, {})
+            mapping = {
+                c: learned[c] if not enum.is_known(c) and c in learned else enum.label(c)
+                for c in set(codes)
+            }
             labels = [mapping[c] for c in codes]
         cols[label_col] = _Column(labels)
     for code_col, enum in _CODE_COLUMNS[table]:
-        unknown = {c for c in set(cols[code_col].values) if not enum.is_known(c)}
+        learned = ctx.learned_labels.get(enum.name, {})
+        unknown = {
+            c for c in set(cols[code_col].values) if not enum.is_known(c) and c not in learned
+        }
         if unknown:
             ctx.unknown.setdefault(f"{table}.{code_col}", set()).update(unknown)
     constants: dict[str, Any] = {
@@ -1247,11 +1282,15 @@ def _run(entity: _Entity, records: Sequence[object], ctx: _Ctx) -> NormalizedBat
     cols["extra"] = _Column(extras, None if suspects else pa.nulls(n, pa.string()))
 
     partitions: dict[int, str] = {}
-    unknown_day = ctx.window_day.isoformat() if ctx.window_day else "unknown"
     if "created_day" in cols:
         days = cols["created_day"].values
+        inside = ctx.window_days
         partitions = {
-            positions[i]: (days[i].isoformat() if days[i] is not None else unknown_day)
+            positions[i]: (
+                days[i].isoformat()
+                if days[i] is not None and (inside is None or days[i] in inside)
+                else ctx.window_label
+            )
             for i in range(n)
         }
     for i, reason in bad.items():
@@ -1324,6 +1363,7 @@ def normalize(
     transaction_date: date | None = None,
     source_endpoint: str | None = None,
     window_day: date | None = None,
+    window_days: Collection[date] | None = None,
 ) -> NormalizedBatch:
     """Type one batch of raw records of one entity; one output row = one API record.
 
@@ -1332,7 +1372,9 @@ def normalize(
     that table and its child tables; every record is either a row of the main table or a row
     of the quarantine table (never both, never neither). `window_day` (optional) is the
     day window the records were read for; it names the quarantine partition of a record
-    whose own partition day cannot be read.
+    whose own partition day cannot be read. `window_days` (memberships) are the days a
+    created-date window covered: a record created on another day is quarantined (its
+    partition would belong to another window), under the partition key "<first>..<last>".
     """
     entity = ENTITIES.get(table)
     if entity is None or table == "chains":
@@ -1355,6 +1397,7 @@ def normalize(
         window_day=window_day,
         drift={},
         unknown={},
+        window_days=frozenset(window_days) if window_days is not None else None,
     )
     return _run(entity, list(records), ctx)
 

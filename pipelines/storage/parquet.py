@@ -310,7 +310,7 @@ class Lake:
             _ensure_dir(path.parent)
             atomic_write_table(part, path)
             written[str(path.parent.relative_to(self.root / table_name))] = part.num_rows
-        logger.info(
+        logger.debug(
             "replaced %d partition(s) of %s with %d row(s)", len(wanted), table_name, table.num_rows
         )
         return written

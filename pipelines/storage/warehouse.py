@@ -158,12 +158,12 @@ class Warehouse:
             # The pid is only a hint for the error message of a waiting load.
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-            logger.info("acquired load lock %s", self.lock_path)
+            logger.debug("acquired load lock %s", self.lock_path)
             try:
                 yield
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
-                logger.info("released load lock %s", self.lock_path)
+                logger.debug("released load lock %s", self.lock_path)
         finally:
             os.close(fd)
 

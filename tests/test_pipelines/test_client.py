@@ -358,7 +358,10 @@ def test_fetch_transaction_days_returns_every_day_once(tmp_path: Path) -> None:
     api = FakeApi({"transactions:1": rows(23)}, cap=10)
     client = make_client(api, tmp_path)
     days = [DAY + timedelta(days=i) for i in range(12)]
-    got = dict(client.fetch_transaction_days(1, days, workers=4))
+    got = {
+        day: [r for page in pages for r in page.records]
+        for day, pages in client.fetch_transaction_days(1, days, workers=4)
+    }
     assert sorted(got) == days
     assert all(sorted(ids(v)) == list(range(1, 24)) for v in got.values())
 

@@ -85,8 +85,8 @@ def extract_all(client: AltegioClient, dataset: Any) -> dict[str, list[dict[str,
         put(f"card_types:{c}", client.list_card_types(c))
         put(f"promotions:{c}", client.list_promotions(chain))
         put(f"memberships:{c}", client.list_memberships(c, *window(dataset, c)))
-        for day, records in client.fetch_transaction_days(c, DAYS, workers=3):
-            out[f"transactions:{c}:{day}"] = records
+        for day, pages in client.fetch_transaction_days(c, DAYS, workers=3):
+            out[f"transactions:{c}:{day}"] = [r for page in pages for r in page.records]
     return out
 
 
@@ -200,7 +200,10 @@ def test_a_429_storm_gives_the_same_rows_and_cuts_the_rate(tmp_path: Path) -> No
                 max_attempts=12,
             )
         ) as client:
-            got = dict(client.fetch_transaction_days(chain_id, DAYS, workers=4))
+            got = {
+                day: [r for page in pages for r in page.records]
+                for day, pages in client.fetch_transaction_days(chain_id, DAYS, workers=4)
+            }
             assert client.stats.rate_limited_429 > 0
             rate = client.budget.current_rate()
             assert rate is not None and rate < 200.0
@@ -253,8 +256,8 @@ def _rate_worker(
     barrier.wait()
     started = time.time()
     with client:
-        for _, records in client.fetch_transaction_days(chain_id, days, workers=2):
-            rows += len(records)
+        for _, pages in client.fetch_transaction_days(chain_id, days, workers=2):
+            rows += sum(len(page.records) for page in pages)
     results.put((started, time.time(), client.stats.requests, client.stats.rate_limited_429, rows))
 
 

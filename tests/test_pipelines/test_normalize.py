@@ -677,3 +677,42 @@ def test_window_day_names_the_quarantine_partition_of_an_undatable_membership():
     rec = membership(created_date="not a date")
     batch = run("memberships", [rec], window_day=date(2026, 1, 5))
     assert batch.quarantine["partition_key"].to_pylist() == ["2026-01-05"]
+
+
+def test_membership_created_outside_its_window_is_quarantined_under_the_window_label():
+    from datetime import date as _date
+
+    inside = {"id": 1, "created_date": "2026-01-02T10:00:00+00:00", "number": "1"}
+    outside = {"id": 2, "created_date": "2026-02-20T10:00:00+00:00", "number": "2"}
+    window = [_date(2026, 1, 1), _date(2026, 1, 2), _date(2026, 1, 3)]
+    batch = normalize(
+        "memberships",
+        [inside, outside],
+        chain_id=5,
+        extracted_at=datetime(2026, 3, 1, tzinfo=UTC),
+        chain_timezone="UTC",
+        window_days=window,
+    )
+    assert batch.tables["memberships"]["id"].to_pylist() == [1]
+    assert batch.quarantine["id"].to_pylist() == [2]
+    assert batch.quarantine["partition_key"].to_pylist() == ["2026-01-01..2026-01-03"]
+    assert "outside the requested window" in batch.quarantine["reason"][0].as_py()
+
+
+def test_undocumented_loyalty_type_code_is_labelled_from_the_promotion_type_string():
+    promotion = {
+        "id": 9,
+        "title": "Cashback",
+        "type": "cashback_static_sold",
+        "rules": [{"id": 1, "parameter": 0, "value": 5, "loyalty_type_id": 5}],
+    }
+    batch = normalize(
+        "promotions",
+        [promotion],
+        chain_id=1,
+        extracted_at=datetime(2026, 3, 1, tzinfo=UTC),
+        chain_timezone="UTC",
+    )
+    assert batch.tables["promotions"]["loyalty_type"].to_pylist() == ["cashback_static_sold"]
+    assert batch.tables["promotion_rules"]["loyalty_type"].to_pylist() == ["cashback_static_sold"]
+    assert not batch.unknown_codes

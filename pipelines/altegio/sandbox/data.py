@@ -70,8 +70,10 @@ CERTIFICATE_ITEM_TYPES = {  # E5
     4: "Specific services and any products",
 }
 PROMOTION_TYPES = (  # E8, with the numeric loyalty_type_id the search answer carries (E13)
+    # The four codes the contract can tie to a type (E13) are used as documented; the rest
+    # are this sandbox's own, as undocumented on the real API as they are here.
     ("discount_static", 1),
-    ("discount_accumulative_visits", 2),
+    ("discount_accumulative_visits", 13),
     ("discount_accumulative_sold", 4),
     ("discount_accumulative_paid", 3),
     ("cashback_static_sold", 5),
@@ -82,7 +84,7 @@ PROMOTION_TYPES = (  # E8, with the numeric loyalty_type_id the search answer ca
     ("cashback_accumulative_sold_visits", 10),
     ("cashback_sold_visits", 11),
     ("cashback_paid_visits", 12),
-    ("package_discount", 13),
+    ("package_discount", 2),
 )
 ITEM_TYPE_POLICIES = ("any_allowed", "not_allowed", "custom_allowed")  # E9
 VALUE_UNITS = {"percent": 1, "amount": 2}  # E10 -> E14

@@ -1,0 +1,251 @@
+"""One asset per warehouse table (key `altegio/<table>`), and the published warehouse marts.
+
+Assets only orchestrate: they ask `pipelines.load` to fetch, normalize and write, then turn the
+step's report into metadata and check results. Tables with children (a membership type's
+balance links, a promotion's rules, ...) are written by their parent's step, so each family is
+one multi-asset whose outputs are the family's tables.
+"""
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+
+from assets.checks import CHECK_NAMES, check_results, check_specs
+from assets.partitions import DAILY_BACKFILL_POLICY, DAILY_PARTITIONS
+from assets.resources import AltegioResource, StorageResource
+from pipelines import load
+from pipelines.altegio.schema import TABLES
+from pipelines.storage.marts import MART_DOCS
+
+GROUP = "altegio"
+RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL)
+
+
+def asset_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey([GROUP, table])
+
+
+def column_schema(table: str) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=field.name,
+                type=str(field.type),
+                description=(field.metadata or {}).get(b"doc", b"").decode(),
+            )
+            for field in TABLES[table].schema
+        ]
+    )
+
+
+def _spec(table: str, deps: list[dg.AssetKey]) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        asset_key(table),
+        group_name=GROUP,
+        description=TABLES[table].description,
+        deps=deps,
+        metadata={"dagster/column_schema": column_schema(table)},
+        kinds={"parquet", "duckdb"},
+    )
+
+
+def _preview(table: pa.Table | None) -> dg.MetadataValue:
+    """The first rows as a Markdown table (nested/long values cut short)."""
+    if table is None or table.num_rows == 0:
+        return dg.MetadataValue.md("(no rows)")
+    rows = table.slice(0, 5).to_pylist()
+    names = table.column_names
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    for row in rows:
+        cells = [str(row[name])[:40].replace("|", "/") for name in names]
+        lines.append("| " + " | ".join(cells) + " |")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def _chains_table(report: load.StepReport) -> dg.MetadataValue:
+    lines = [
+        "| chain | status | received | api rows | written | quarantined | reason |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in report.chains:
+        cells = (c.chain_id, c.status, c.rows, c.api_rows, c.written, c.quarantined, c.reason)
+        lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def step_metadata(report: load.StepReport, table: str) -> dict[str, Any]:
+    """Metadata for one table of a step: its rows plus the step's request accounting."""
+    return {
+        "dagster/row_count": report.rows.get(table, 0),
+        "rows_received": report.received_rows,
+        "api_reported_rows": report.api_rows,
+        "rows_quarantined": report.quarantined,
+        "partitions_written": report.partitions_written,
+        "requests": report.requests,
+        "retries": report.retries,
+        "http_429": report.rate_limited,
+        "bytes_received": report.bytes_received,
+        "duration_s": round(report.duration_s, 3),
+        "chains": _chains_table(report),
+        "skipped_chains": ", ".join(f"{c.chain_id} ({c.reason})" for c in report.skipped) or "none",
+        "failed_chains": ", ".join(f"{c.chain_id} ({c.reason})" for c in report.failed) or "none",
+        "schema_drift": ", ".join(
+            f"{t}: {sorted(cols)}" for t, cols in sorted(report.drift.items()) if cols
+        )
+        or "none",
+        "preview": _preview(report.previews.get(table)),
+    }
+
+
+def _results(
+    context: dg.AssetExecutionContext,
+    report: load.StepReport,
+    storage: StorageResource,
+    chain_days: dict[int, list[date]] | None = None,
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    family = load.TABLE_FAMILIES[report.table]
+    for table in family:
+        if context.selected_asset_keys and asset_key(table) not in context.selected_asset_keys:
+            continue
+        yield dg.MaterializeResult(
+            asset_key=asset_key(table), metadata=step_metadata(report, table)
+        )
+    yield from check_results(report, storage.lake(), asset_key(report.table))
+    _log_outcomes(context, report)
+
+
+def _log_outcomes(context: dg.AssetExecutionContext, report: load.StepReport) -> None:
+    for outcome in report.chains:
+        if outcome.status == load.ChainStatus.SKIPPED:
+            context.log.warning(
+                f"{report.table}: chain {outcome.chain_id} skipped: {outcome.reason}"
+            )
+        elif outcome.status == load.ChainStatus.FAILED:
+            context.log.error(f"{report.table}: chain {outcome.chain_id} failed: {outcome.reason}")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dg.multi_asset(
+    name="chains",
+    specs=[_spec("chains", []), _spec("locations", [])],
+    check_specs=check_specs("chains"),
+    retry_policy=RETRY_POLICY,
+    can_subset=False,
+)
+def chains_asset(
+    context: dg.AssetExecutionContext, altegio: AltegioResource, storage: StorageResource
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Chains the credentials can see (GET /groups), with their locations and access flags."""
+    storage.guard_source(altegio.source_identity())
+    with altegio.open_client(storage.budget_dir) as client:
+        _, report = load.load_chains(client, storage.lake(), altegio.chain_id_list(), _now())
+    yield from _results(context, report, storage)
+
+
+def _reference_asset(table: str) -> dg.AssetsDefinition:
+    family = load.TABLE_FAMILIES[table]
+
+    @dg.multi_asset(
+        name=table,
+        specs=[_spec(name, [asset_key("chains")]) for name in family],
+        check_specs=check_specs(table),
+        retry_policy=RETRY_POLICY,
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, altegio: AltegioResource, storage: StorageResource
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        storage.guard_source(altegio.source_identity())
+        with altegio.open_client(storage.budget_dir) as client:
+            chains = client.list_chains(chain_ids=altegio.chain_id_list())
+            report = load.load_reference(client, storage.lake(), chains, table, _now())
+        yield from _results(context, report, storage)
+
+    _asset.__doc__ = TABLES[table].description
+    return _asset
+
+
+def _daily_asset(table: str) -> dg.AssetsDefinition:
+    family = load.TABLE_FAMILIES[table]
+
+    @dg.multi_asset(
+        name=table,
+        specs=[_spec(name, [asset_key("chains")]) for name in family],
+        check_specs=check_specs(table),
+        partitions_def=DAILY_PARTITIONS,
+        backfill_policy=DAILY_BACKFILL_POLICY,
+        retry_policy=RETRY_POLICY,
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, altegio: AltegioResource, storage: StorageResource
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        storage.guard_source(altegio.source_identity())
+        days = [date.fromisoformat(key) for key in context.partition_keys]
+        with altegio.open_client(storage.budget_dir) as client:
+            chains = client.list_chains(chain_ids=altegio.chain_id_list())
+            report = load.load_daily(client, storage.lake(), chains, table, days, _now())
+        yield from _results(context, report, storage)
+
+    _asset.__doc__ = TABLES[table].description
+    return _asset
+
+
+chains = chains_asset
+membership_types = _reference_asset("membership_types")
+certificate_types = _reference_asset("certificate_types")
+promotions = _reference_asset("promotions")
+notification_templates = _reference_asset("notification_templates")
+card_types = _reference_asset("card_types")
+memberships = _daily_asset("memberships")
+loyalty_transactions = _daily_asset("loyalty_transactions")
+
+TABLE_ASSETS = [
+    chains,
+    membership_types,
+    certificate_types,
+    promotions,
+    notification_templates,
+    card_types,
+    memberships,
+    loyalty_transactions,
+]
+ALL_TABLE_KEYS = [asset_key(name) for family in load.TABLE_FAMILIES.values() for name in family]
+
+
+@dg.multi_asset(
+    name="warehouse",
+    specs=[
+        dg.AssetSpec(
+            dg.AssetKey(["marts", name]),
+            group_name="marts",
+            description=doc,
+            deps=ALL_TABLE_KEYS,
+            kinds={"duckdb"},
+        )
+        for name, doc in MART_DOCS.items()
+    ],
+)
+def warehouse(
+    context: dg.AssetExecutionContext, storage: StorageResource
+) -> Iterator[dg.MaterializeResult]:
+    """Publish the DuckDB warehouse from the lake (tables, enum dimensions, marts) in one swap."""
+    wh = storage.warehouse()
+    with wh.load_lock():
+        result = wh.publish(storage.lake())
+    for name in MART_DOCS:
+        yield dg.MaterializeResult(
+            asset_key=dg.AssetKey(["marts", name]),
+            metadata={
+                "dagster/row_count": result.row_counts.get(f"marts.{name}", 0),
+                "warehouse": dg.MetadataValue.path(str(wh.path)),
+                "publish_duration_s": round(result.seconds, 3),
+            },
+        )
+
+
+__all__ = ["ALL_TABLE_KEYS", "CHECK_NAMES", "TABLE_ASSETS", "warehouse"]

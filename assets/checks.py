@@ -1,0 +1,109 @@
+"""Asset checks: evaluated by each load step right after it writes, from what it just did.
+
+- rows_reconcile (error): per chain, the rows the API reported equal the rows received once
+  page-boundary repeats are removed, and every received row was written or quarantined.
+- unique_ids (error): no primary key appears twice in the lake table.
+- all_chains_loaded (error): no chain failed; chains skipped for lack of rights are listed, not
+  failed.
+- known_enum_codes (warn): no enum code outside the contract's tables, with the codes.
+- quarantine_empty (warn): no record was refused, with the counts.
+Freshness of the nightly load is a separate check built in definitions.py.
+"""
+
+from collections.abc import Iterator
+
+import dagster as dg
+import duckdb
+
+from pipelines import load
+from pipelines.altegio.schema import TABLES
+from pipelines.storage.parquet import Lake
+
+CHECK_NAMES = (
+    "rows_reconcile",
+    "unique_ids",
+    "all_chains_loaded",
+    "known_enum_codes",
+    "quarantine_empty",
+)
+_SEVERITY = {
+    "rows_reconcile": dg.AssetCheckSeverity.ERROR,
+    "unique_ids": dg.AssetCheckSeverity.ERROR,
+    "all_chains_loaded": dg.AssetCheckSeverity.ERROR,
+    "known_enum_codes": dg.AssetCheckSeverity.WARN,
+    "quarantine_empty": dg.AssetCheckSeverity.WARN,
+}
+_DESCRIPTIONS = {
+    "rows_reconcile": "Rows the API reported = rows received (minus page-boundary repeats) "
+    "= rows written + rows quarantined, per chain.",
+    "unique_ids": "No primary key appears twice in the table.",
+    "all_chains_loaded": "No chain failed (chains without the right are skipped and listed).",
+    "known_enum_codes": "Every enum code is one the contract documents.",
+    "quarantine_empty": "No record was refused into altegio.quarantine.",
+}
+
+
+def check_specs(table: str) -> list[dg.AssetCheckSpec]:
+    key = dg.AssetKey(["altegio", table])
+    return [
+        dg.AssetCheckSpec(name, asset=key, description=_DESCRIPTIONS[name]) for name in CHECK_NAMES
+    ]
+
+
+def duplicate_keys(lake: Lake, table: str) -> int:
+    """How many primary-key values occur more than once in the lake table."""
+    files = [info.path for info in lake.partitions(table)]
+    if not files:
+        return 0
+    columns = ", ".join(f'"{column}"' for column in TABLES[table].primary_key)
+    with duckdb.connect() as con:
+        row = con.execute(
+            f"SELECT count(*) FROM (SELECT {columns} FROM read_parquet($files) "  # noqa: S608 (validated identifiers from schema.py)
+            f"GROUP BY {columns} HAVING count(*) > 1)",
+            {"files": [str(f) for f in files]},
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def check_results(
+    report: load.StepReport, lake: Lake, key: dg.AssetKey
+) -> Iterator[dg.AssetCheckResult]:
+    def result(name: str, passed: bool, **metadata: object) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(
+            asset_key=key,
+            check_name=name,
+            passed=passed,
+            severity=_SEVERITY[name],
+            metadata=metadata,  # type: ignore[arg-type]
+        )
+
+    loaded = [c for c in report.chains if c.status == load.ChainStatus.LOADED]
+    mismatched = [
+        f"chain {c.chain_id}: api {c.api_rows}, received {c.rows} "
+        f"(+{c.duplicates} repeats), written {c.written}, quarantined {c.quarantined}"
+        for c in loaded
+        if c.api_rows != c.rows + c.duplicates or c.rows != c.written + c.quarantined
+    ]
+    yield result(
+        "rows_reconcile",
+        not mismatched,
+        api_reported_rows=report.api_rows,
+        rows_received=report.received_rows,
+        rows_quarantined=report.quarantined,
+        mismatches="; ".join(mismatched) or "none",
+    )
+    duplicates = duplicate_keys(lake, report.table)
+    yield result("unique_ids", duplicates == 0, duplicated_keys=duplicates)
+    yield result(
+        "all_chains_loaded",
+        not report.failed,
+        failed=", ".join(f"{c.chain_id}: {c.reason}" for c in report.failed) or "none",
+        skipped=", ".join(f"{c.chain_id}: {c.reason}" for c in report.skipped) or "none",
+    )
+    unknown = {column: sorted(codes) for column, codes in report.unknown_codes.items() if codes}
+    yield result(
+        "known_enum_codes",
+        not unknown,
+        unknown_codes="; ".join(f"{c}: {codes}" for c, codes in sorted(unknown.items())) or "none",
+    )
+    yield result("quarantine_empty", report.quarantined == 0, rows_quarantined=report.quarantined)

@@ -1,0 +1,236 @@
+"""The two resources of the code location, and the only place that reads the environment.
+
+Every variable is documented in README.md and .env.example. Variables that are set become
+`dg.EnvVar`s, so Dagster resolves them at run time and its UI shows the variable's name, never
+its value; variables that are not set take the defaults below.
+"""
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import dagster as dg
+
+from pipelines.altegio.client import AltegioClient, ClientSettings, Credentials
+from pipelines.altegio.endpoints import DEFAULT_BASE_URL
+from pipelines.storage.parquet import Lake
+from pipelines.storage.warehouse import Warehouse
+
+SANDBOX = "sandbox"
+DEFAULT_RATE_LIMIT = 3.0
+# Against the built-in sandbox nobody's quota is at stake: the sandbox enforces this rate
+# itself and the client's budget matches it, so the demo finishes in seconds.
+SANDBOX_RATE_LIMIT = 40.0
+DEFAULT_LOOKBACK_DAYS = 3
+DEFAULT_TIMEZONE = "UTC"
+# The sandbox serves data for these days; `altegio-loyalty demo` loads exactly this range.
+SANDBOX_START = date(2026, 1, 1)
+SANDBOX_END = date(2026, 3, 31)
+SANDBOX_SEED = 7
+
+# variable name -> resource field
+ALTEGIO_VARIABLES = {
+    "ALTEGIO_BASE_URL": "base_url",
+    "ALTEGIO_PARTNER_TOKEN": "partner_token",
+    "ALTEGIO_USER_TOKEN": "user_token",
+    "ALTEGIO_LOGIN": "login",
+    "ALTEGIO_PASSWORD": "password",
+    "ALTEGIO_CHAIN_IDS": "chain_ids",
+    "ALTEGIO_RATE_LIMIT": "rate_limit",
+}
+STORAGE_VARIABLES = {
+    "ALTEGIO_DATA_DIR": "data_dir",
+    "ALTEGIO_LOOKBACK_DAYS": "lookback_days",
+    "ALTEGIO_TIMEZONE": "timezone",
+}
+SECRET_FIELDS = ("partner_token", "user_token", "password")
+
+
+class ConfigurationError(Exception):
+    """The environment does not describe a usable API connection; the message says what to set."""
+
+
+_sandbox_lock = threading.Lock()
+_sandbox_server: Any = None
+
+
+def _process_sandbox() -> Any:
+    """One built-in sandbox per process, started on first use, serving SANDBOX_START..END."""
+    global _sandbox_server
+    with _sandbox_lock:
+        if _sandbox_server is None:
+            from pipelines.altegio.sandbox import SandboxConfig, SandboxServer
+
+            server = SandboxServer(
+                SandboxConfig(
+                    seed=SANDBOX_SEED,
+                    start=SANDBOX_START,
+                    end=SANDBOX_END,
+                    rate_limit=SANDBOX_RATE_LIMIT,
+                    # Like a real account, one chain lacks one right: the load skips that
+                    # endpoint for that chain and says so.
+                    access_overrides={2: {"loyalty_certificate_types_access": "0"}},
+                )
+            )
+            server.start()
+            _sandbox_server = server
+        return _sandbox_server
+
+
+class AltegioResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Connection to the Altegio B2B v1 API (or, with base_url "sandbox", the built-in one)."""
+
+    base_url: str = DEFAULT_BASE_URL
+    partner_token: str = ""
+    user_token: str = ""
+    login: str = ""
+    password: str = ""
+    chain_ids: str = ""
+    rate_limit: str = ""
+
+    def __repr__(self) -> str:
+        # Pydantic's repr would print every field, tokens included.
+        return f"AltegioResource(base_url={self.base_url!r}, chain_ids={self.chain_ids!r})"
+
+    __str__ = __repr__
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.base_url.strip().lower() == SANDBOX
+
+    def chain_id_list(self) -> list[int] | None:
+        text = self.chain_ids.strip()
+        if not text:
+            return None
+        try:
+            return [int(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise ConfigurationError(
+                f"ALTEGIO_CHAIN_IDS must be a comma list of integers, got {text!r}"
+            ) from None
+
+    def source_identity(self) -> str:
+        """What the data in a data directory came from: 'sandbox' or the API's host."""
+        return SANDBOX if self.is_sandbox else (urlsplit(self.base_url).hostname or "")
+
+    def settings(self, budget_dir: Path) -> ClientSettings:
+        if self.is_sandbox:
+            server = _process_sandbox()
+            creds = server.credentials
+            return ClientSettings(
+                base_url=server.base_url,
+                credentials=Credentials(
+                    partner_token=creds.partner_token, user_token=creds.user_token
+                ),
+                rate_limit=self._rate(SANDBOX_RATE_LIMIT),
+                budget_dir=budget_dir,
+            )
+        if not self.partner_token:
+            raise ConfigurationError(
+                "No Altegio credentials: set ALTEGIO_PARTNER_TOKEN and either "
+                "ALTEGIO_USER_TOKEN or ALTEGIO_LOGIN + ALTEGIO_PASSWORD "
+                "(or ALTEGIO_BASE_URL=sandbox to run against the built-in sandbox)."
+            )
+        if not self.user_token and not (self.login and self.password):
+            raise ConfigurationError(
+                "ALTEGIO_PARTNER_TOKEN is set but no user credentials: set ALTEGIO_USER_TOKEN "
+                "or both ALTEGIO_LOGIN and ALTEGIO_PASSWORD."
+            )
+        return ClientSettings(
+            base_url=self.base_url,
+            credentials=Credentials(
+                partner_token=self.partner_token,
+                user_token=self.user_token or None,
+                login=self.login or None,
+                password=self.password or None,
+            ),
+            rate_limit=self._rate(DEFAULT_RATE_LIMIT),
+            budget_dir=budget_dir,
+        )
+
+    def _rate(self, default: float) -> float:
+        if not self.rate_limit.strip():
+            return default
+        try:
+            rate = float(self.rate_limit)
+        except ValueError:
+            raise ConfigurationError(
+                f"ALTEGIO_RATE_LIMIT must be requests per second, got {self.rate_limit!r}"
+            ) from None
+        if rate <= 0:
+            raise ConfigurationError("ALTEGIO_RATE_LIMIT must be greater than 0")
+        return rate
+
+    @contextmanager
+    def open_client(self, budget_dir: Path) -> Iterator[AltegioClient]:
+        client = AltegioClient(self.settings(budget_dir))
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+class StorageResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Where the lake and the warehouse live, and the nightly window settings."""
+
+    data_dir: str = "data"
+    lookback_days: str = str(DEFAULT_LOOKBACK_DAYS)
+    timezone: str = DEFAULT_TIMEZONE
+
+    @property
+    def root(self) -> Path:
+        return Path(self.data_dir)
+
+    def lake(self) -> Lake:
+        return Lake(self.root / "parquet")
+
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.root)
+
+    @property
+    def budget_dir(self) -> Path:
+        return self.root / ".rate-budget"
+
+    def lookback(self) -> int:
+        try:
+            days = int(self.lookback_days)
+        except ValueError:
+            raise ConfigurationError(
+                f"ALTEGIO_LOOKBACK_DAYS must be an integer, got {self.lookback_days!r}"
+            ) from None
+        if days < 0:
+            raise ConfigurationError("ALTEGIO_LOOKBACK_DAYS must be 0 or more")
+        return days
+
+    def guard_source(self, identity: str) -> None:
+        """Refuse to mix data from two APIs (say, the sandbox and production) in one directory."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        marker = self.root / "source.json"
+        if marker.exists():
+            recorded = json.loads(marker.read_text()).get("source")
+            if recorded != identity:
+                raise ConfigurationError(
+                    f"{self.root} holds data loaded from {recorded!r}; this load reads "
+                    f"{identity!r}. Use another ALTEGIO_DATA_DIR (or delete {self.root})."
+                )
+            return
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"source": identity}, handle)
+
+
+def _from_environment(variables: dict[str, str]) -> dict[str, Any]:
+    return {field: dg.EnvVar(name) for name, field in variables.items() if os.environ.get(name)}
+
+
+def build_resources(**overrides: Any) -> dict[str, dg.ConfigurableResource]:  # type: ignore[type-arg]
+    """The resources of the code location: environment first, then explicit overrides."""
+    altegio = {**_from_environment(ALTEGIO_VARIABLES), **overrides.get("altegio", {})}
+    storage = {**_from_environment(STORAGE_VARIABLES), **overrides.get("storage", {})}
+    return {"altegio": AltegioResource(**altegio), "storage": StorageResource(**storage)}

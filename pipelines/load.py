@@ -1,0 +1,458 @@
+"""Load steps: fetch one table family for a set of chains (and days), normalize it, and replace
+exactly the lake partitions it owns.
+
+Framework-free on purpose: the Dagster assets, the `altegio-loyalty` command and the benchmarks
+all run these same functions. One call is one step of a nightly load; its `StepReport` says
+what happened per chain, which is what the assets turn into metadata and checks.
+
+Failure isolation: a chain whose rights forbid an endpoint (access flag "0" or a 403) is
+skipped and reported; any other error on one chain is recorded as a failure of that chain and
+the other chains are still written. Only an authentication failure stops the step, because it
+would fail identically for every chain.
+"""
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pyarrow as pa
+
+from pipelines.altegio.client import AltegioClient, Chain, Page
+from pipelines.altegio.endpoints import ENDPOINTS
+from pipelines.altegio.http import AccessDenied, ApiError, AuthError
+from pipelines.altegio.normalize import NormalizedBatch, normalize, normalize_groups
+from pipelines.altegio.schema import TABLES
+from pipelines.storage.parquet import Lake
+
+log = logging.getLogger(__name__)
+
+# Children written together with their parent: one step owns all of them.
+TABLE_FAMILIES: dict[str, tuple[str, ...]] = {
+    name: (name, *sorted(spec.name for spec in TABLES.values() if spec.parent == name))
+    for name, spec in TABLES.items()
+    if spec.parent is None and name != "quarantine"
+}
+
+# Rows per lake write while paging through a long range: bounds memory whatever the range.
+FLUSH_ROWS = 200_000
+
+
+class ChainStatus:
+    LOADED = "loaded"
+    SKIPPED = "skipped"  # no right to this endpoint: expected, not an error
+    FAILED = "failed"
+    NOT_READY = "not_ready"  # the day has not ended yet in the chain's time zone
+
+
+@dataclass
+class ChainOutcome:
+    """What one step did for one chain."""
+
+    chain_id: int
+    status: str
+    reason: str = ""
+    rows: int = 0  # received, after page-boundary repeats were removed
+    api_rows: int = 0  # what the API's pages held, repeats included
+    duplicates: int = 0  # page-boundary repeats the client removed
+    written: int = 0  # rows of the family's main table written to the lake
+    quarantined: int = 0
+
+
+@dataclass
+class StepReport:
+    """Everything one step did: per-table rows, per-chain outcomes, request accounting."""
+
+    table: str
+    rows: dict[str, int] = field(default_factory=dict)
+    api_rows: int = 0
+    received_rows: int = 0
+    quarantined: int = 0
+    partitions_written: int = 0
+    chains: list[ChainOutcome] = field(default_factory=list)
+    drift: dict[str, set[str]] = field(default_factory=dict)
+    unknown_codes: dict[str, set[int]] = field(default_factory=dict)
+    unknown_values: dict[str, set[str]] = field(default_factory=dict)
+    previews: dict[str, pa.Table] = field(default_factory=dict)
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    bytes_received: int = 0
+    duration_s: float = 0.0
+
+    @property
+    def failed(self) -> list[ChainOutcome]:
+        return [c for c in self.chains if c.status == ChainStatus.FAILED]
+
+    @property
+    def skipped(self) -> list[ChainOutcome]:
+        return [c for c in self.chains if c.status == ChainStatus.SKIPPED]
+
+    def absorb(self, batch: NormalizedBatch) -> None:
+        for table, unknown in batch.drift.items():
+            self.drift.setdefault(table, set()).update(unknown)
+        for column, codes in batch.unknown_codes.items():
+            self.unknown_codes.setdefault(column, set()).update(codes)
+        for column, values in batch.unknown_values.items():
+            self.unknown_values.setdefault(column, set()).update(values)
+        for name, table in batch.tables.items():
+            if name not in self.previews and table.num_rows:
+                self.previews[name] = table.slice(0, 5)
+
+    def add_outcome(self, outcome: ChainOutcome) -> None:
+        self.chains.append(outcome)
+        self.api_rows += outcome.api_rows
+        self.received_rows += outcome.rows
+
+
+class _Accounting:
+    """Snapshots the client's counters so a step reports only its own requests."""
+
+    def __init__(self, client: AltegioClient) -> None:
+        self._client = client
+        self._start = client.stats.snapshot()
+        self._t0 = time.monotonic()
+
+    def finish(self, report: StepReport) -> StepReport:
+        now = self._client.stats.snapshot()
+        report.requests = now.requests - self._start.requests
+        report.retries = now.retries - self._start.retries
+        report.rate_limited = now.rate_limited_429 - self._start.rate_limited_429
+        report.bytes_received = now.bytes_received - self._start.bytes_received
+        report.duration_s = time.monotonic() - self._t0
+        return report
+
+
+def _concat(tables: Sequence[pa.Table], name: str) -> pa.Table:
+    schema = TABLES[name].schema
+    if not tables:
+        return schema.empty_table()
+    return pa.concat_tables(tables)
+
+
+class _FamilyBuffer:
+    """Collects normalized batches of one table family until they are written together."""
+
+    def __init__(self, family: tuple[str, ...]) -> None:
+        self.family = family
+        self.tables: dict[str, list[pa.Table]] = {name: [] for name in family}
+        self.quarantine: list[pa.Table] = []
+        self.rows = 0
+
+    def add(self, batch: NormalizedBatch) -> None:
+        for name in self.family:
+            table = batch.tables.get(name)
+            if table is not None and table.num_rows:
+                self.tables[name].append(table)
+        if batch.quarantine.num_rows:
+            self.quarantine.append(batch.quarantine)
+        self.rows += batch.tables[self.family[0]].num_rows
+
+    def write(
+        self,
+        lake: Lake,
+        partitions: Sequence[dict[str, Any]],
+        quarantine_partitions: Sequence[dict[str, Any]],
+        report: StepReport,
+    ) -> None:
+        for name in self.family:
+            data = _concat(self.tables[name], name)
+            lake.replace_partitions(name, data, partitions)
+            report.rows[name] = report.rows.get(name, 0) + data.num_rows
+        quarantine = _concat(self.quarantine, "quarantine")
+        lake.replace_partitions("quarantine", quarantine, quarantine_partitions)
+        report.quarantined += quarantine.num_rows
+        report.partitions_written += len(partitions)
+        self.tables = {name: [] for name in self.family}
+        self.quarantine = []
+        self.rows = 0
+
+
+def _records(pages: Iterable[Page], counter: ChainOutcome) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    for page in pages:
+        counter.api_rows += page.reported_rows
+        counter.rows += len(page.records)
+        counter.duplicates += page.reported_rows - len(page.records)
+        records.extend(page.records)
+    return records
+
+
+def _normalized(batch: NormalizedBatch, table: str, outcome: ChainOutcome) -> NormalizedBatch:
+    outcome.written += batch.tables[table].num_rows
+    outcome.quarantined += batch.quarantine.num_rows
+    return batch
+
+
+def _classify_failure(chain: Chain, exc: Exception) -> ChainOutcome:
+    if isinstance(exc, AuthError):
+        raise exc
+    if isinstance(exc, AccessDenied):
+        return ChainOutcome(chain.id, ChainStatus.SKIPPED, f"403 access denied: {exc.message}")
+    log.warning("chain %s failed: %s", chain.id, exc)
+    return ChainOutcome(chain.id, ChainStatus.FAILED, f"{type(exc).__name__}: {exc}")
+
+
+_EXPECTED_FAILURES = (ApiError, httpx.HTTPError, OSError, ValueError)
+
+
+def load_chains(
+    client: AltegioClient, lake: Lake, chain_ids: Sequence[int] | None, extracted_at: datetime
+) -> tuple[list[Chain], StepReport]:
+    """Discover the chains the credentials see (/groups) and write chains + locations."""
+    accounting = _Accounting(client)
+    report = StepReport(table="chains")
+    chains = client.list_chains(chain_ids=chain_ids)
+    batch = normalize_groups([c.raw for c in chains], extracted_at=extracted_at)
+    report.absorb(batch)
+    for chain in chains:
+        report.add_outcome(ChainOutcome(chain.id, ChainStatus.LOADED, rows=1, api_rows=1))
+    written = set(batch.tables["chains"]["chain_id"].to_pylist())
+    for outcome in report.chains:
+        outcome.written = int(outcome.chain_id in written)
+        outcome.quarantined = 1 - outcome.written
+    partitions = [{"chain_id": c.id} for c in chains]
+    lake.replace_partitions("chains", batch.tables["chains"], partitions)
+    lake.replace_partitions("locations", batch.tables["locations"], partitions)
+    # A /groups record that cannot be typed has no trustworthy chain id: it is quarantined
+    # under a null chain_id, so that partition belongs to this step too.
+    lake.replace_partitions(
+        "quarantine",
+        batch.quarantine,
+        [
+            {"source_table": "chains", "chain_id": chain_id, "partition_key": "all"}
+            for chain_id in [*(c.id for c in chains), None]
+        ],
+    )
+    report.rows = {name: batch.tables[name].num_rows for name in ("chains", "locations")}
+    report.quarantined = batch.quarantine.num_rows
+    report.partitions_written = len(partitions)
+    return chains, accounting.finish(report)
+
+
+def _reference_pages(client: AltegioClient, table: str, chain: Chain) -> Iterable[Page]:
+    if table == "membership_types":
+        return client.list_membership_types(chain.id)
+    if table == "certificate_types":
+        return client.list_certificate_types(chain.id)
+    if table == "promotions":
+        return client.list_promotions(chain)
+    if table == "notification_templates":
+        return client.list_notification_templates(chain.id)
+    if table == "card_types":
+        return client.list_card_types(chain.id)
+    raise ValueError(f"{table} is not a reference table")
+
+
+REFERENCE_TABLES = (
+    "membership_types",
+    "certificate_types",
+    "promotions",
+    "notification_templates",
+    "card_types",
+)
+
+# The endpoint whose access flag decides whether a table is asked for at all.
+TABLE_ENDPOINT = {
+    "membership_types": "membership_types",
+    "certificate_types": "certificate_types",
+    "promotions": "promotion_search",
+    "notification_templates": "notification_templates",
+    "card_types": "card_types",
+    "memberships": "memberships",
+    "loyalty_transactions": "transactions",
+}
+
+
+def _flag_skip(chain: Chain, endpoint: str) -> ChainOutcome:
+    flag = ENDPOINTS[endpoint].access_flag
+    return ChainOutcome(chain.id, ChainStatus.SKIPPED, f'access flag {flag} is "0"')
+
+
+def load_reference(
+    client: AltegioClient,
+    lake: Lake,
+    chains: Sequence[Chain],
+    table: str,
+    extracted_at: datetime,
+) -> StepReport:
+    """Refresh one reference table (as of now) for every chain; one partition per chain."""
+    accounting = _Accounting(client)
+    report = StepReport(table=table)
+    family = TABLE_FAMILIES[table]
+    endpoint = TABLE_ENDPOINT[table]
+    for chain in chains:
+        if not chain.can(endpoint):
+            report.add_outcome(_flag_skip(chain, endpoint))
+            continue
+        outcome = ChainOutcome(chain.id, ChainStatus.LOADED)
+        buffer = _FamilyBuffer(family)
+        try:
+            records = _records(_reference_pages(client, table, chain), outcome)
+        except _EXPECTED_FAILURES as exc:
+            report.add_outcome(_classify_failure(chain, exc))
+            continue
+        batch = normalize(
+            table,
+            records,
+            chain_id=chain.id,
+            extracted_at=extracted_at,
+            chain_timezone=chain.timezone,
+        )
+        report.absorb(_normalized(batch, table, outcome))
+        buffer.add(batch)
+        buffer.write(
+            lake,
+            [{"chain_id": chain.id}],
+            [{"source_table": table, "chain_id": chain.id, "partition_key": "all"}],
+            report,
+        )
+        report.add_outcome(outcome)
+        log.info("%s: chain %s: %s rows", table, chain.id, outcome.written)
+    return accounting.finish(report)
+
+
+def completed_days(days: Sequence[date], timezone: str, now: datetime) -> list[date]:
+    """The days that have ended in `timezone` at `now` (a day still running is not loaded)."""
+    today = now.astimezone(ZoneInfo(timezone)).date()
+    return [d for d in days if d < today]
+
+
+def load_daily(
+    client: AltegioClient,
+    lake: Lake,
+    chains: Sequence[Chain],
+    table: str,
+    days: Sequence[date],
+    extracted_at: datetime,
+) -> StepReport:
+    """Load `table` (loyalty_transactions or memberships) for each chain and each day.
+
+    Each (chain, day) is one lake partition, replaced whole: rerunning a day, or a lookback
+    overlapping an earlier load, rewrites it and never appends. A chain fails alone: its
+    partitions keep their previous state and the other chains are written. Days that have not
+    ended yet in the chain's own time zone are left for a later run.
+    """
+    if table not in DAILY_TABLES:
+        raise ValueError(f"{table} is not a daily table; use one of {DAILY_TABLES}")
+    accounting = _Accounting(client)
+    report = StepReport(table=table)
+    endpoint = TABLE_ENDPOINT[table]
+    for chain in chains:
+        if not chain.can(endpoint):
+            report.add_outcome(_flag_skip(chain, endpoint))
+            continue
+        ready = completed_days(sorted(set(days)), chain.timezone, extracted_at)
+        if not ready:
+            report.add_outcome(
+                ChainOutcome(chain.id, ChainStatus.NOT_READY, "no requested day has ended yet")
+            )
+            continue
+        outcome = ChainOutcome(chain.id, ChainStatus.LOADED)
+        loader = _load_transactions if table == "loyalty_transactions" else _load_memberships
+        try:
+            loader(client, lake, chain, ready, extracted_at, outcome, report)
+        except _EXPECTED_FAILURES as exc:
+            report.add_outcome(_classify_failure(chain, exc))
+            continue
+        if len(ready) < len(set(days)):
+            outcome.reason = (
+                f"{len(set(days)) - len(ready)} day(s) not ended yet in {chain.timezone}"
+            )
+        report.add_outcome(outcome)
+        log.info("%s: chain %s: %s days, %s rows", table, chain.id, len(ready), outcome.written)
+    return accounting.finish(report)
+
+
+DAILY_TABLES = ("loyalty_transactions", "memberships")
+
+
+def _load_transactions(
+    client: AltegioClient,
+    lake: Lake,
+    chain: Chain,
+    days: Sequence[date],
+    extracted_at: datetime,
+    outcome: ChainOutcome,
+    report: StepReport,
+) -> None:
+    """One window per day (transactions carry no timestamp); days fetched in parallel."""
+    table = "loyalty_transactions"
+    buffer = _FamilyBuffer(TABLE_FAMILIES[table])
+    pending: list[date] = []
+    for day, pages in client.fetch_transaction_days(chain.id, days):
+        batch = normalize(
+            table,
+            _records(pages, outcome),
+            chain_id=chain.id,
+            extracted_at=extracted_at,
+            chain_timezone=chain.timezone,
+            transaction_date=day,
+        )
+        report.absorb(_normalized(batch, table, outcome))
+        buffer.add(batch)
+        pending.append(day)
+        if buffer.rows >= FLUSH_ROWS:
+            _write_days(buffer, lake, table, chain, pending, report)
+            pending = []
+    _write_days(buffer, lake, table, chain, pending, report)
+
+
+def _load_memberships(
+    client: AltegioClient,
+    lake: Lake,
+    chain: Chain,
+    days: Sequence[date],
+    extracted_at: datetime,
+    outcome: ChainOutcome,
+    report: StepReport,
+) -> None:
+    """One created-date window over all the days (memberships carry their creation time),
+    split into day partitions: far fewer requests than a window per day."""
+    table = "memberships"
+    tz = ZoneInfo(chain.timezone)
+    start = datetime.combine(days[0], datetime.min.time(), tzinfo=tz)
+    # Both bounds are inclusive on the sandbox and undocumented on the real API: end on the
+    # last microsecond of the last day so no neighbouring window is touched.
+    end = datetime.combine(days[-1], datetime.min.time(), tzinfo=tz) + timedelta(
+        days=1, microseconds=-1
+    )
+    records = _records(client.list_memberships(chain.id, start, end), outcome)
+    batch = normalize(
+        table,
+        records,
+        chain_id=chain.id,
+        extracted_at=extracted_at,
+        chain_timezone=chain.timezone,
+        window_days=days,
+    )
+    report.absorb(_normalized(batch, table, outcome))
+    buffer = _FamilyBuffer(TABLE_FAMILIES[table])
+    buffer.add(batch)
+    label = f"{days[0].isoformat()}..{days[-1].isoformat()}"
+    _write_days(buffer, lake, table, chain, days, report, extra_quarantine_keys=[label])
+
+
+def _write_days(
+    buffer: _FamilyBuffer,
+    lake: Lake,
+    table: str,
+    chain: Chain,
+    days: Sequence[date],
+    report: StepReport,
+    extra_quarantine_keys: Sequence[str] = (),
+) -> None:
+    if not days:
+        return
+    partition_column = TABLES[table].partition_by[-1]
+    keys = [day.isoformat() for day in days] + list(extra_quarantine_keys)
+    buffer.write(
+        lake,
+        [{"chain_id": chain.id, partition_column: day} for day in days],
+        [{"source_table": table, "chain_id": chain.id, "partition_key": key} for key in keys],
+        report,
+    )
