@@ -40,7 +40,9 @@ dev: setup
 
 check: lint typecheck
 
+# dlt (the peer the benchmark compares against) is a benchmark-only dependency group.
 bench: setup
+	$(UV) sync --locked --python $(PYTHON) --quiet --group bench
 	$(VENV)/bin/python -m benchmarks.run
 
 docs: setup
