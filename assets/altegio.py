@@ -104,8 +104,10 @@ def _results(
     context: dg.AssetExecutionContext,
     report: load.StepReport,
     storage: StorageResource,
-    chain_days: dict[int, list[date]] | None = None,
+    started_at: datetime,
+    days: list[date] | None = None,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    load.record_step(storage.lake(), report, context.run_id, started_at, days or [])
     family = load.TABLE_FAMILIES[report.table]
     for table in family:
         if context.selected_asset_keys and asset_key(table) not in context.selected_asset_keys:
@@ -142,10 +144,11 @@ def chains_asset(
     context: dg.AssetExecutionContext, altegio: AltegioResource, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Chains the credentials can see (GET /groups), with their locations and access flags."""
+    started = _now()
     storage.guard_source(altegio.source_identity())
     with altegio.open_client(storage.budget_dir) as client:
-        _, report = load.load_chains(client, storage.lake(), altegio.chain_id_list(), _now())
-    yield from _results(context, report, storage)
+        _, report = load.load_chains(client, storage.lake(), altegio.chain_id_list(), started)
+    yield from _results(context, report, storage, started)
 
 
 def _reference_asset(table: str) -> dg.AssetsDefinition:
@@ -160,11 +163,12 @@ def _reference_asset(table: str) -> dg.AssetsDefinition:
     def _asset(
         context: dg.AssetExecutionContext, altegio: AltegioResource, storage: StorageResource
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        started = _now()
         storage.guard_source(altegio.source_identity())
         with altegio.open_client(storage.budget_dir) as client:
             chains = client.list_chains(chain_ids=altegio.chain_id_list())
-            report = load.load_reference(client, storage.lake(), chains, table, _now())
-        yield from _results(context, report, storage)
+            report = load.load_reference(client, storage.lake(), chains, table, started)
+        yield from _results(context, report, storage, started)
 
     _asset.__doc__ = TABLES[table].description
     return _asset
@@ -184,12 +188,13 @@ def _daily_asset(table: str) -> dg.AssetsDefinition:
     def _asset(
         context: dg.AssetExecutionContext, altegio: AltegioResource, storage: StorageResource
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        started = _now()
         storage.guard_source(altegio.source_identity())
         days = [date.fromisoformat(key) for key in context.partition_keys]
         with altegio.open_client(storage.budget_dir) as client:
             chains = client.list_chains(chain_ids=altegio.chain_id_list())
-            report = load.load_daily(client, storage.lake(), chains, table, days, _now())
-        yield from _results(context, report, storage)
+            report = load.load_daily(client, storage.lake(), chains, table, days, started)
+        yield from _results(context, report, storage, started, days)
 
     _asset.__doc__ = TABLES[table].description
     return _asset

@@ -20,13 +20,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import orjson
 import pyarrow as pa
 
 from pipelines.altegio.client import AltegioClient, Chain, Page
 from pipelines.altegio.endpoints import ENDPOINTS
 from pipelines.altegio.http import AccessDenied, ApiError, AuthError
 from pipelines.altegio.normalize import NormalizedBatch, normalize, normalize_groups
-from pipelines.altegio.schema import TABLES
+from pipelines.altegio.schema import OPERATIONAL_TABLES, TABLES
 from pipelines.storage.parquet import Lake
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 TABLE_FAMILIES: dict[str, tuple[str, ...]] = {
     name: (name, *sorted(spec.name for spec in TABLES.values() if spec.parent == name))
     for name, spec in TABLES.items()
-    if spec.parent is None and name != "quarantine"
+    if spec.parent is None and name not in OPERATIONAL_TABLES
 }
 
 # Rows per lake write while paging through a long range: bounds memory whatever the range.
@@ -107,6 +108,64 @@ class StepReport:
         self.chains.append(outcome)
         self.api_rows += outcome.api_rows
         self.received_rows += outcome.rows
+
+
+def record_step(
+    lake: Lake,
+    report: StepReport,
+    run_id: str,
+    started_at: datetime,
+    days: Sequence[date] = (),
+) -> None:
+    """Write the step's own row into the `load_steps` table (one partition per step and run)."""
+    outcomes = [
+        {
+            "chain_id": c.chain_id,
+            "status": c.status,
+            "reason": c.reason,
+            "api_rows": c.api_rows,
+            "received": c.rows,
+            "written": c.written,
+            "quarantined": c.quarantined,
+        }
+        for c in report.chains
+    ]
+    statuses = [c.status for c in report.chains]
+    row = {
+        "step": report.table,
+        "run_id": run_id,
+        "started_at": started_at,
+        "finished_at": started_at + timedelta(seconds=report.duration_s),
+        "days_from": min(days) if days else None,
+        "days_to": max(days) if days else None,
+        "chains_loaded": statuses.count(ChainStatus.LOADED),
+        "chains_skipped": statuses.count(ChainStatus.SKIPPED),
+        "chains_failed": statuses.count(ChainStatus.FAILED),
+        "chains_not_ready": statuses.count(ChainStatus.NOT_READY),
+        "chain_outcomes": orjson.dumps(outcomes).decode(),
+        "api_reported_rows": report.api_rows,
+        "rows_received": report.received_rows,
+        "rows_written": report.rows.get(report.table, 0),
+        "rows_quarantined": report.quarantined,
+        "partitions_written": report.partitions_written,
+        "requests": report.requests,
+        "retries": report.retries,
+        "http_429": report.rate_limited,
+        "bytes_received": report.bytes_received,
+        "duration_s": report.duration_s,
+        "schema_drift": orjson.dumps(
+            {t: sorted(cols) for t, cols in report.drift.items() if cols}
+        ).decode(),
+        "unknown_codes": orjson.dumps(
+            {c: sorted(codes) for c, codes in report.unknown_codes.items() if codes}
+        ).decode(),
+    }
+    schema = TABLES["load_steps"].schema
+    lake.replace_partitions(
+        "load_steps",
+        pa.Table.from_pylist([row], schema=schema),
+        [{"step": report.table, "run_id": run_id}],
+    )
 
 
 class _Accounting:

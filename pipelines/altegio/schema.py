@@ -652,6 +652,46 @@ QUARANTINE = TableSpec(
     None,
 )
 
+_LOAD_STEPS_DOC = (
+    "One row per load step (one table family, one run): what it asked the API, what it got "
+    "and what it wrote. Operational, not API data: the data-quality notebook reads it."
+)
+LOAD_STEPS = TableSpec(
+    "load_steps",
+    pa.schema(
+        [
+            _str("step", "Table family the step loaded (its main table's name)."),
+            _str("run_id", "Identifier of the run (the Dagster run id)."),
+            _ts("started_at", "When the step started (UTC)."),
+            _ts("finished_at", "When the step finished (UTC)."),
+            _date("days_from", "First day of the step's window (daily tables), else null."),
+            _date("days_to", "Last day of the step's window (daily tables), else null."),
+            _int("chains_loaded", "Chains loaded."),
+            _int("chains_skipped", "Chains skipped for lack of rights (403 or a flag of 0)."),
+            _int("chains_failed", "Chains that failed (their partitions kept the old state)."),
+            _int("chains_not_ready", "Chains whose requested days had not ended yet."),
+            _str("chain_outcomes", "JSON list: chain id, status, reason, row counts."),
+            _int("api_reported_rows", "Rows the API's pages held (page-boundary repeats too)."),
+            _int("rows_received", "Rows received once page-boundary repeats were removed."),
+            _int("rows_written", "Rows written to the step's main table."),
+            _int("rows_quarantined", "Records refused into the quarantine table."),
+            _int("partitions_written", "Lake partitions replaced."),
+            _int("requests", "HTTP requests made (retries included)."),
+            _int("retries", "Requests that were retries."),
+            _int("http_429", "Answers 429 (rate limited)."),
+            _int("bytes_received", "Response body bytes received."),
+            _float("duration_s", "Wall time of the step, seconds."),
+            _str("schema_drift", "JSON object: table -> field names the schema does not know."),
+            _str("unknown_codes", "JSON object: table.column -> enum codes outside the contract."),
+        ],
+        metadata={b"doc": _LOAD_STEPS_DOC.encode()},
+    ),
+    _LOAD_STEPS_DOC,
+    ("step", "run_id"),
+    ("step", "run_id"),
+    None,
+)
+
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (
@@ -675,8 +715,11 @@ TABLES: dict[str, TableSpec] = {
         CARD_TYPES,
         LOYALTY_TRANSACTIONS,
         QUARANTINE,
+        LOAD_STEPS,
     )
 }
+# Tables the pipeline writes about itself rather than from API records.
+OPERATIONAL_TABLES = ("quarantine", "load_steps")
 
 CHILDREN: dict[str, tuple[str, ...]] = {
     name: tuple(t.name for t in TABLES.values() if t.parent == name and name != "chains")

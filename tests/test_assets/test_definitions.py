@@ -6,9 +6,11 @@ import dagster as dg
 
 from assets.definitions import defs
 from assets.schedules import RANGE_END_TAG, RANGE_START_TAG, nightly_window
-from pipelines.altegio.schema import TABLES
+from pipelines.altegio.schema import OPERATIONAL_TABLES, TABLES
 
-EXPECTED_TABLE_KEYS = {dg.AssetKey(["altegio", name]) for name in TABLES if name != "quarantine"}
+EXPECTED_TABLE_KEYS = {
+    dg.AssetKey(["altegio", name]) for name in TABLES if name not in OPERATIONAL_TABLES
+}
 EXPECTED_MART_KEYS = {
     dg.AssetKey(["marts", name])
     for name in (
