@@ -27,6 +27,8 @@ DEFAULT_RATE_LIMIT = 3.0
 # Against the built-in sandbox nobody's quota is at stake: the sandbox enforces this rate
 # itself and the client's budget matches it, so the demo finishes in seconds.
 SANDBOX_RATE_LIMIT = 40.0
+# ALTEGIO_RATE_LIMIT value that turns the client-side budget off (never for a real API).
+UNLIMITED = "unlimited"
 DEFAULT_LOOKBACK_DAYS = 3
 DEFAULT_TIMEZONE = "UTC"
 # The sandbox serves data for these days; `altegio-loyalty demo` loads exactly this range.
@@ -154,9 +156,12 @@ class AltegioResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             budget_dir=budget_dir,
         )
 
-    def _rate(self, default: float) -> float:
+    def _rate(self, default: float) -> float | None:
         if not self.rate_limit.strip():
             return default
+        # Benchmarks against a sandbox without a limit: no client-side budget at all.
+        if self.rate_limit.strip().lower() == UNLIMITED:
+            return None
         try:
             rate = float(self.rate_limit)
         except ValueError:
