@@ -29,6 +29,7 @@ from pipelines.altegio.http import (
     CONNECT_TIMEOUT_S,
     DEFAULT_RATE_LIMIT,
     MAX_ATTEMPTS,
+    MAX_BODY_BYTES,
     POOL_TIMEOUT_S,
     READ_TIMEOUT_S,
     WRITE_TIMEOUT_S,
@@ -37,6 +38,7 @@ from pipelines.altegio.http import (
     ApiSession,
     AuthError,
     BadResponse,
+    BodyTooLarge,
     Credentials,
     InsecureURLError,
     NetworkError,
@@ -58,6 +60,7 @@ __all__ = [
     "ApiError",
     "AuthError",
     "BadResponse",
+    "BodyTooLarge",
     "Chain",
     "ClientSettings",
     "Credentials",
@@ -182,6 +185,7 @@ class ClientSettings:
     backoff_base_s: float = BACKOFF_BASE_S
     backoff_max_s: float = BACKOFF_MAX_S
     max_pages: int = MAX_PAGES
+    max_body_bytes: int = MAX_BODY_BYTES
     workers: int = DEFAULT_WORKERS
     page_sizes: Mapping[str, int] = field(default_factory=dict)
     array_encoding: ArrayEncoding = ArrayEncoding.BRACKETS
@@ -234,6 +238,7 @@ class AltegioClient:
             array_encoding=settings.array_encoding,
             transport=settings.transport,
             max_connections=max(settings.workers, 1) + 2,
+            max_body_bytes=settings.max_body_bytes,
         )
         self._chains: dict[int, Chain] = {}
         self._served_sizes: dict[tuple[str, int | None], _ServedSize] = {}

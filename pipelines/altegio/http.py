@@ -49,6 +49,9 @@ BACKOFF_MAX_S = 30.0
 # A Retry-After larger than this is treated as this: a nightly job waits, it does not stall.
 RETRY_AFTER_MAX_S = 120.0
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Largest response body read (after content decoding). A chain-day page is a few hundred
+# kilobytes; anything near this is a broken or hostile server, refused before it eats memory.
+MAX_BODY_BYTES = 32 * 1024 * 1024
 
 # Rate budget. The contract recommends <= 3 req/s sustained (the folklore limit is 5 per IP).
 DEFAULT_RATE_LIMIT = 3.0
@@ -201,6 +204,10 @@ class NetworkError(ApiError):
 class BadResponse(ApiError):
     """The body was not what the endpoint sends (broken JSON after retries, wrong shape, a
     server repeating the same page forever)."""
+
+
+class BodyTooLarge(BadResponse):
+    """A response body over the configured maximum (`MAX_BODY_BYTES`); never retried."""
 
 
 class InsecureURLError(ApiError):
@@ -587,8 +594,10 @@ class ApiSession:
         array_encoding: ArrayEncoding = ArrayEncoding.BRACKETS,
         transport: httpx.BaseTransport | None = None,
         max_connections: int = 8,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.base_url = check_base_url(base_url)
+        self.max_body_bytes = max_body_bytes
         self._credentials = credentials
         self.budget = budget
         self.retry = retry or RetryPolicy()
@@ -733,14 +742,19 @@ class ApiSession:
             self.budget.acquire()
             delay: float | None = None
             try:
-                response = self._client.request(
-                    endpoint.method,
-                    url,
-                    params=query,
-                    content=content,
-                    headers=self._headers(user_token),
+                response, body_bytes = self._fetch(
+                    endpoint.method, url, query, content, self._headers(user_token)
                 )
-                body_bytes = response.content
+            except _TooLarge as exc:
+                self.stats.record_response(endpoint.name, exc.status, exc.size)
+                raise BodyTooLarge(
+                    f"response body exceeds the {self.max_body_bytes:,}-byte limit "
+                    f"(MAX_BODY_BYTES; {exc.size:,}+ bytes); refused without reading it all",
+                    status=exc.status,
+                    url=_safe_url(response_url(url, query)),
+                    endpoint=endpoint.name,
+                    chain_id=chain_id,
+                ) from None
             except httpx.TransportError as exc:
                 # Timeouts, refused/dropped connections, truncated bodies (incomplete
                 # Content-Length) all land here; none says anything about the data.
@@ -816,7 +830,8 @@ class ApiSession:
                     ) from None
                 last_problem = exc.message or "bad body"
             except orjson.JSONDecodeError as exc:
-                last_problem = f"body is not valid JSON ({exc})"
+                content_type = response.headers.get("Content-Type", "none")
+                last_problem = f"body is not valid JSON (content-type {content_type}: {exc})"
             else:
                 return data, meta
             if attempt >= self.retry.max_attempts:
@@ -828,6 +843,34 @@ class ApiSession:
                     chain_id=chain_id,
                 )
             self._pause(endpoint, attempt, None, last_problem)
+
+    def _fetch(
+        self,
+        method: str,
+        url: str,
+        query: list[tuple[str, str | int | float | bool | None]],
+        content: bytes | None,
+        headers: dict[str, str],
+    ) -> tuple[httpx.Response, bytes]:
+        """One response and its body, read in chunks and refused past `max_body_bytes`."""
+        request = self._client.build_request(
+            method, url, params=query, content=content, headers=headers
+        )
+        response = self._client.send(request, stream=True)
+        try:
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > self.max_body_bytes:
+                raise _TooLarge(response.status_code, int(declared))
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    raise _TooLarge(response.status_code, size)
+                chunks.append(chunk)
+        finally:
+            response.close()
+        return response, b"".join(chunks)
 
     def _pause(self, endpoint: Endpoint, attempt: int, retry_after: float | None, why: str) -> None:
         self.stats.record_retry(endpoint.name)
@@ -868,6 +911,13 @@ class ApiSession:
         if status in (400, 422):
             return ValidationError(message, **kwargs)
         return ApiError(message, **kwargs)
+
+
+class _TooLarge(Exception):
+    def __init__(self, status: int, size: int) -> None:
+        super().__init__(status, size)
+        self.status = status
+        self.size = size
 
 
 def response_url(url: str, query: list[tuple[str, str | int | float | bool | None]]) -> str:
