@@ -18,12 +18,17 @@ PASSWORD = "sandbox-password"  # noqa: S105
 
 @dataclass(frozen=True)
 class SandboxCredentials:
-    """The credentials the sandbox accepts (fixed fake strings)."""
+    """The credentials the sandbox accepts (fixed fake strings unless a config sets others).
+
+    The repr masks every value, like the client's: canary tests scan what a run prints."""
 
     partner_token: str = PARTNER_TOKEN
     user_token: str = USER_TOKEN
     login: str = LOGIN
     password: str = PASSWORD
+
+    def __repr__(self) -> str:
+        return "SandboxCredentials(***)"
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,8 @@ class SandboxConfig:
     # Chain index -> {access flag: "1" | "0" | None (absent)} applied on top of the generated
     # /groups access flags; a gating flag "0" makes its endpoints answer 403.
     access_overrides: Mapping[int, Mapping[str, str | None]] = field(default_factory=dict)
+    # What the sandbox accepts (tests set distinctive canary strings to prove none leaks).
+    credentials: SandboxCredentials = field(default_factory=SandboxCredentials)
     host: str = "127.0.0.1"
     port: int = 0
 

@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from pipelines.altegio.endpoints import ACCEPT_HEADER, ENDPOINTS, Endpoint, TotalIn
-from pipelines.altegio.sandbox.config import Faults, SandboxConfig, SandboxCredentials
+from pipelines.altegio.sandbox.config import Faults, SandboxConfig
 from pipelines.altegio.sandbox.data import (
     TRANSACTION_TYPES,
     Record,
@@ -193,7 +193,7 @@ class SandboxServer:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.faults: Faults = config.faults
-        self.credentials = SandboxCredentials()
+        self.credentials = config.credentials
         self.dataset = SandboxDataset(config)
         self._stats = _Stats()
         self._routes = _routes()
