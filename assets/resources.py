@@ -95,6 +95,10 @@ class AltegioResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     password: str = ""
     chain_ids: str = ""
     rate_limit: str = ""
+    # Client tuning, seconds (empty: the client's constants). Set by the reliability suite so
+    # slow-response faults trip the timeout quickly and retries do not sleep for seconds.
+    read_timeout_s: str = ""
+    backoff_base_s: str = ""
 
     def __repr__(self) -> str:
         # Pydantic's repr would print every field, tokens included.
@@ -132,6 +136,7 @@ class AltegioResource(dg.ConfigurableResource):  # type: ignore[type-arg]
                 ),
                 rate_limit=self._rate(SANDBOX_RATE_LIMIT),
                 budget_dir=budget_dir,
+                **self._tuning(),
             )
         if not self.partner_token:
             raise ConfigurationError(
@@ -154,7 +159,22 @@ class AltegioResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             ),
             rate_limit=self._rate(DEFAULT_RATE_LIMIT),
             budget_dir=budget_dir,
+            **self._tuning(),
         )
+
+    def _tuning(self) -> dict[str, float]:
+        tuning: dict[str, float] = {}
+        for name in ("read_timeout_s", "backoff_base_s"):
+            text = str(getattr(self, name)).strip()
+            if not text:
+                continue
+            try:
+                tuning[name] = float(text)
+            except ValueError:
+                raise ConfigurationError(f"{name} must be seconds, got {text!r}") from None
+            if tuning[name] <= 0:
+                raise ConfigurationError(f"{name} must be greater than 0")
+        return tuning
 
     def _rate(self, default: float) -> float | None:
         if not self.rate_limit.strip():
