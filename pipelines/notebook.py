@@ -26,14 +26,24 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from pipelines.altegio.enums import UNKNOWN_PREFIX
 from pipelines.altegio.schema import TABLES
 from pipelines.storage.marts import MART_DOCS
-from pipelines.storage.warehouse import MARTS_SCHEMA, RAW_SCHEMA, WAREHOUSE_FILE, Warehouse
+from pipelines.storage.warehouse import (
+    MARTS_SCHEMA,
+    RAW_SCHEMA,
+    WAREHOUSE_FILE,
+    Warehouse,
+    quote_identifier,
+)
 
 DATA_DIR_VARIABLE = "ALTEGIO_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
 
 Params = Sequence[Any] | Mapping[str, Any] | None
+
+# SQL assembled here holds only identifiers declared in pipelines.altegio.schema, validated by
+# ``quote_identifier``; values always travel as parameters (lines marked ``noqa: S608``).
 
 # Lists the published tables with their COMMENT and the row count the publish recorded; the
 # schemas are bound as parameters, never formatted into the text.
@@ -71,11 +81,35 @@ def data_dir(path: str | os.PathLike[str] | None = None) -> Path:
     return chosen.parent if chosen.name == WAREHOUSE_FILE else chosen
 
 
+def _sql_text(name: str) -> str:
+    """A SQL string literal of a declared identifier (validated, so it needs no escaping)."""
+    return "'" + quote_identifier(name)[1:-1] + "'"
+
+
 def _missing(path: Path) -> FileNotFoundError:
     return FileNotFoundError(
         f"no warehouse at {path}: run a load first (e.g. `altegio-loyalty demo --data-dir "
         f"{path.parent}`) or point {DATA_DIR_VARIABLE} at a data directory"
     )
+
+
+def coded_columns() -> list[tuple[str, str, str]]:
+    """``(table, code column, label column)`` for every integer enum code column declared in
+    ``pipelines.altegio.schema`` (string enums keep their value as the label)."""
+    found = []
+    for spec in TABLES.values():
+        names = set(spec.schema.names)
+        for field in spec.schema:
+            label = field.name.removesuffix("_id")
+            if (
+                field.metadata
+                and b"enum" in field.metadata
+                and pa.types.is_integer(field.type)
+                and label != field.name
+                and label in names
+            ):
+                found.append((spec.name, field.name, label))
+    return found
 
 
 def documented_meaning(schema: str, table: str) -> str | None:
@@ -150,6 +184,36 @@ class WarehouseReader:
         its name, DuckDB type and documented meaning."""
         schema, _, name = table.rpartition(".")
         return self.query(_COLUMNS_SQL, [schema or RAW_SCHEMA, name])
+
+    def unknown_codes(self) -> pd.DataFrame:
+        """One row per table, code column and code outside the documented enum: how many rows
+        of the published table carry it (their label reads ``unknown:<code>``)."""
+        selects = [
+            f'SELECT {_sql_text(table)} AS "table", {_sql_text(code)} AS "column", '  # noqa: S608
+            f'{quote_identifier(code)} AS code, count(*) AS "rows" '
+            f"FROM {quote_identifier(RAW_SCHEMA)}.{quote_identifier(table)} "
+            f"WHERE starts_with({quote_identifier(label)}, $prefix) GROUP BY ALL"
+            for table, code, label in coded_columns()
+        ]
+        sql = " UNION ALL ".join(selects) + ' ORDER BY "table", "column", code'
+        return self.query(sql, {"prefix": UNKNOWN_PREFIX})
+
+    def drift_fields(self) -> pd.DataFrame:
+        """One row per table and field the API sent that the schema does not declare (schema
+        drift, kept in each row's ``extra`` JSON): how many rows of the table carry it."""
+        selects = [
+            f'SELECT {_sql_text(name)} AS "table", unnest(json_keys(extra)) AS field '  # noqa: S608
+            f"FROM {quote_identifier(RAW_SCHEMA)}.{quote_identifier(name)} "
+            "WHERE extra IS NOT NULL"
+            for name, spec in TABLES.items()
+            if "extra" in spec.schema.names
+        ]
+        sql = (
+            'SELECT "table", field, count(*) AS "rows" FROM ('  # noqa: S608
+            + " UNION ALL ".join(selects)
+            + ') GROUP BY ALL ORDER BY "table", field'
+        )
+        return self.query(sql)
 
     def published_at(self) -> dt.datetime | None:
         """When the warehouse file being read was published (UTC), None if never recorded."""
