@@ -107,7 +107,7 @@ def _results(
     started_at: datetime,
     days: list[date] | None = None,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    load.record_step(storage.lake(), report, context.run_id, started_at, days or [])
+    load.record_step(storage.lake(), report, context.run.run_id, started_at, days or [])
     family = load.TABLE_FAMILIES[report.table]
     for table in family:
         if context.selected_asset_keys and asset_key(table) not in context.selected_asset_keys:

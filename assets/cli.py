@@ -126,7 +126,12 @@ def run_load(
         altegio["chain_ids"] = ",".join(str(c) for c in chain_ids)
     storage: dict[str, Any] = {"data_dir": data_dir} if data_dir else {}
     resources = build_resources(altegio=altegio, storage=storage)
-    resources["altegio"].settings(Path(resources["storage"].data_dir) / ".rate-budget")
+    # Resolve the environment now so a configuration mistake stops here, before any run.
+    storage_config = resources["storage"].process_config_and_initialize()
+    altegio_config = resources["altegio"].process_config_and_initialize()
+    storage_config.lookback()
+    altegio_config.chain_id_list()
+    altegio_config.settings(storage_config.budget_dir)
     result = dg.materialize(
         [*TABLE_ASSETS, warehouse],
         resources=resources,
