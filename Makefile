@@ -35,8 +35,10 @@ test: lint typecheck pytest
 demo: setup
 	$(VENV)/bin/altegio-loyalty demo
 
+# The sandbox fills its own data directory: a data dir remembers its source and would refuse
+# a later production load.
 dev: setup
-	ALTEGIO_BASE_URL=sandbox $(VENV)/bin/dagster dev -w workspace.yaml
+	ALTEGIO_BASE_URL=sandbox ALTEGIO_DATA_DIR=$${ALTEGIO_DATA_DIR:-data/sandbox} $(VENV)/bin/dagster dev -w workspace.yaml
 
 check: lint typecheck
 
