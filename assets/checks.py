@@ -100,7 +100,13 @@ def check_results(
         failed=", ".join(f"{c.chain_id}: {c.reason}" for c in report.failed) or "none",
         skipped=", ".join(f"{c.chain_id}: {c.reason}" for c in report.skipped) or "none",
     )
-    unknown = {column: sorted(codes) for column, codes in report.unknown_codes.items() if codes}
+    unknown: dict[str, list[int | str]] = {
+        column: sorted(codes) for column, codes in report.unknown_codes.items() if codes
+    }
+    # String enums (promotion type, template message type, ...) are checked the same way.
+    for column, values in report.unknown_values.items():
+        if values:
+            unknown[column] = sorted(values)
     yield result(
         "known_enum_codes",
         not unknown,

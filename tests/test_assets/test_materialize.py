@@ -128,3 +128,29 @@ def test_a_load_refuses_a_data_dir_filled_from_another_api(sandbox, tmp_path):
     (tmp_path / "source.json").write_text('{"source": "sandbox"}')
     result = materialize_day(sandbox, tmp_path)
     assert not result.success
+
+
+def test_unknown_codes_and_new_fields_warn_with_the_codes_and_field_names(tmp_path):
+    from pipelines.altegio.sandbox import Faults
+
+    config = SandboxConfig(
+        seed=11,
+        chains=1,
+        start=date(2026, 1, 1),
+        end=date(2026, 1, 10),
+        transactions_per_day=30,
+        faults=Faults(unknown_enum_every=3, extra_fields=True),
+    )
+    with serve(config) as server:
+        result = materialize_day(server, tmp_path)
+    assert result.success
+    unknown = checks(result)[("altegio/loyalty_transactions", "known_enum_codes")]
+    assert not unknown.passed
+    assert unknown.severity == dg.AssetCheckSeverity.WARN
+    assert "type_id" in str(unknown.metadata["unknown_codes"].value)
+    materialization = next(
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key == dg.AssetKey(["altegio", "loyalty_transactions"])
+    )
+    assert materialization.metadata["schema_drift"].value != "none"
