@@ -64,6 +64,7 @@ SCENARIOS: tuple[FaultScenario, ...] = (
             {"rate_limit": 20.0, "rate_limit_burst": 3, "rate_limit_retry_after": False},
             {"rate_limit": 10.0, "rate_limit_burst": 1, "rate_limit_retry_after": False},
         ),
+        quick=False,
         tuning={"backoff_base_s": "0.2"},
     ),
     FaultScenario(
