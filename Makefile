@@ -8,7 +8,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup test lint typecheck pytest demo dev check bench clean docs
+.PHONY: setup test lint typecheck pytest demo dev check bench clean docs reliability
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -40,7 +40,16 @@ demo: setup
 dev: setup
 	ALTEGIO_BASE_URL=sandbox ALTEGIO_DATA_DIR=$${ALTEGIO_DATA_DIR:-data/sandbox} $(VENV)/bin/dagster dev -w workspace.yaml
 
+# lint includes ruff's S (security) rules; pip-audit checks every locked dependency against
+# PyPI's vulnerability database (needs the network; not part of `make test`).
 check: lint typecheck
+	$(UV) export --locked --no-hashes --no-emit-project --all-groups --format requirements-txt --quiet > $(VENV)/audit-requirements.txt
+	$(VENV)/bin/pip-audit -r $(VENV)/audit-requirements.txt --no-deps --disable-pip --strict --progress-spinner off \
+		|| { echo "pip-audit FAILED: a known vulnerability is listed above, or a locked version could not be audited (PyPI's vulnerability API at https://pypi.org unreachable, or the version is not on pypi.org: see Skip Reason)"; exit 1; }
+
+# Fault, crash (SIGKILL, 21 trials) and concurrent-reader suites against sandboxes; prints a table.
+reliability: setup
+	$(VENV)/bin/python -m reliability.run
 
 # dlt (the peer the benchmark compares against) is a benchmark-only dependency group.
 bench: setup
