@@ -151,49 +151,35 @@ def chains_asset(
     yield from _results(context, report, storage, started)
 
 
-def _reference_asset(table: str) -> dg.AssetsDefinition:
+def _table_asset(table: str, *, daily: bool) -> dg.AssetsDefinition:
+    """The multi-asset writing `table` and its child tables: a reference table refreshed as
+    of now, or (daily) a table loaded one day partition per window."""
     family = load.TABLE_FAMILIES[table]
+    partitioning: dict[str, Any] = (
+        {"partitions_def": DAILY_PARTITIONS, "backfill_policy": DAILY_BACKFILL_POLICY}
+        if daily
+        else {}
+    )
 
     @dg.multi_asset(
         name=table,
         specs=[_spec(name, [asset_key("chains")]) for name in family],
         check_specs=check_specs(table),
         retry_policy=RETRY_POLICY,
+        **partitioning,
     )
     def _asset(
         context: dg.AssetExecutionContext, altegio: AltegioResource, storage: StorageResource
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         started = _now()
         storage.guard_source(altegio.source_identity())
+        days = [date.fromisoformat(key) for key in context.partition_keys] if daily else []
         with altegio.open_client(storage.budget_dir) as client:
             chains = client.list_chains(chain_ids=altegio.chain_id_list())
-            report = load.load_reference(client, storage.lake(), chains, table, started)
-        yield from _results(context, report, storage, started)
-
-    _asset.__doc__ = TABLES[table].description
-    return _asset
-
-
-def _daily_asset(table: str) -> dg.AssetsDefinition:
-    family = load.TABLE_FAMILIES[table]
-
-    @dg.multi_asset(
-        name=table,
-        specs=[_spec(name, [asset_key("chains")]) for name in family],
-        check_specs=check_specs(table),
-        partitions_def=DAILY_PARTITIONS,
-        backfill_policy=DAILY_BACKFILL_POLICY,
-        retry_policy=RETRY_POLICY,
-    )
-    def _asset(
-        context: dg.AssetExecutionContext, altegio: AltegioResource, storage: StorageResource
-    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-        started = _now()
-        storage.guard_source(altegio.source_identity())
-        days = [date.fromisoformat(key) for key in context.partition_keys]
-        with altegio.open_client(storage.budget_dir) as client:
-            chains = client.list_chains(chain_ids=altegio.chain_id_list())
-            report = load.load_daily(client, storage.lake(), chains, table, days, started)
+            if daily:
+                report = load.load_daily(client, storage.lake(), chains, table, days, started)
+            else:
+                report = load.load_reference(client, storage.lake(), chains, table, started)
         yield from _results(context, report, storage, started, days)
 
     _asset.__doc__ = TABLES[table].description
@@ -201,13 +187,13 @@ def _daily_asset(table: str) -> dg.AssetsDefinition:
 
 
 chains = chains_asset
-membership_types = _reference_asset("membership_types")
-certificate_types = _reference_asset("certificate_types")
-promotions = _reference_asset("promotions")
-notification_templates = _reference_asset("notification_templates")
-card_types = _reference_asset("card_types")
-memberships = _daily_asset("memberships")
-loyalty_transactions = _daily_asset("loyalty_transactions")
+membership_types = _table_asset("membership_types", daily=False)
+certificate_types = _table_asset("certificate_types", daily=False)
+promotions = _table_asset("promotions", daily=False)
+notification_templates = _table_asset("notification_templates", daily=False)
+card_types = _table_asset("card_types", daily=False)
+memberships = _table_asset("memberships", daily=True)
+loyalty_transactions = _table_asset("loyalty_transactions", daily=True)
 
 TABLE_ASSETS = [
     chains,
