@@ -6,7 +6,6 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from assets.partitions import DAILY_PARTITIONS
 from assets.resources import StorageResource
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -16,7 +15,6 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 NIGHTLY_JOB = dg.define_asset_job(
     "nightly_load",
     selection=dg.AssetSelection.groups("altegio", "marts"),
-    partitions_def=DAILY_PARTITIONS,
     description="Refresh reference tables, load yesterday plus the lookback window, publish.",
 )
 
