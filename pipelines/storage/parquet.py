@@ -4,12 +4,22 @@ Layout: ``<root>/<table>/<col>=<value>/.../part-0.parquet``. The partition colum
 table's ``TableSpec.partition_by`` and stay inside the file too, so a file is self-describing
 and a read restores the declared Arrow schema exactly (field metadata included).
 
-Atomicity argument: a partition is exactly one file with a fixed name. A write goes to a hidden
+Atomicity argument: a partition is at most one file with a fixed name. A write goes to a hidden
 temporary file in the same directory, is fsynced, and is moved over the fixed name with
 ``os.replace`` (atomic on POSIX within one file system); the directory is fsynced afterwards so
 the rename itself survives a power cut. A reader therefore sees either the whole old file or the
 whole new file. Readers only ever open ``part-0.parquet`` names, never temporaries, and a crashed
 writer's temporary is removed by the next write into that partition.
+
+Empty partitions have no file: replacing a partition with zero rows removes its file (one atomic
+``unlink``, directory fsynced) instead of writing an empty one, and every reader (``read``,
+``partitions``, the warehouse publish) treats a partition without a file as zero rows. Most
+quarantine and child-table partitions are empty, so this saves most of the files and fsyncs.
+
+Speed: the temporaries of one ``replace_partitions`` call are encoded and fsynced on a small
+thread pool (Arrow's encoder and ``fsync`` release the GIL); the calling thread then renames them
+in the listed order, fsyncing each directory after its rename, so a crash part-way leaves some
+partitions new and the rest old, each one whole.
 
 Idempotency argument: ``replace_partitions`` overwrites the listed partitions and never appends,
 so a rerun or an overlapping lookback window rewrites the same bytes instead of duplicating rows.
@@ -24,8 +34,10 @@ import logging
 import os
 import re
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -45,6 +57,9 @@ COMPRESSION_LEVEL = 3
 ROW_GROUP_SIZE = 128 * 1024
 DIR_MODE = 0o700
 FILE_MODE = 0o600
+# Threads that encode and fsync partition temporaries (both release the GIL); the renames stay
+# on the calling thread, in order.
+WRITE_WORKERS = 4
 
 # Table and column names become path segments and SQL identifiers: lower snake case only.
 IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -108,21 +123,31 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _ensure_dirs(paths: Sequence[Path]) -> None:
+    """Create every ``path`` and missing parents as 0o700, then fsync each parent that gained
+    an entry once (not once per new directory)."""
+    parents: dict[Path, None] = {}
+    for path in paths:
+        missing: list[Path] = []
+        current = path
+        while not current.exists() and current.parent != current:
+            missing.append(current)
+            current = current.parent
+        for directory in reversed(missing):
+            try:
+                directory.mkdir(mode=DIR_MODE)
+            except FileExistsError:
+                continue
+            # mkdir's mode is filtered by the umask; set it explicitly so it is never wider.
+            os.chmod(directory, DIR_MODE)
+            parents[directory.parent] = None
+    for parent in parents:
+        _fsync_dir(parent)
+
+
 def _ensure_dir(path: Path) -> None:
     """Create ``path`` and missing parents as 0o700, fsyncing each new entry's parent."""
-    missing: list[Path] = []
-    current = path
-    while not current.exists() and current.parent != current:
-        missing.append(current)
-        current = current.parent
-    for directory in reversed(missing):
-        try:
-            directory.mkdir(mode=DIR_MODE)
-        except FileExistsError:
-            continue
-        # mkdir's mode is filtered by the umask; set it explicitly so it is never wider.
-        os.chmod(directory, DIR_MODE)
-        _fsync_dir(directory.parent)
+    _ensure_dirs([path])
 
 
 def _pid_alive(pid: int) -> bool:
@@ -160,11 +185,13 @@ def remove_stale_temporaries(directory: Path, prefix: str = TMP_PREFIX) -> int:
     return removed
 
 
-def atomic_write_table(
-    table: pa.Table, target: Path, *, row_group_size: int = ROW_GROUP_SIZE
-) -> None:
-    """Write ``table`` to ``target`` so that ``target`` is always either old or new, whole."""
-    directory = target.parent
+def _write_temporary(
+    table: pa.Table, directory: Path, *, row_group_size: int = ROW_GROUP_SIZE
+) -> Path:
+    """Write ``table`` to a new private, fsynced temporary in ``directory``; return its path.
+
+    Stale temporaries in ``directory`` are removed first. On failure nothing is left behind.
+    """
     remove_stale_temporaries(directory)
     tmp = directory / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}{TMP_SUFFIX}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
@@ -184,8 +211,87 @@ def atomic_write_table(
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+    return tmp
+
+
+def atomic_write_table(
+    table: pa.Table, target: Path, *, row_group_size: int = ROW_GROUP_SIZE
+) -> None:
+    """Write ``table`` to ``target`` so that ``target`` is always either old or new, whole."""
+    tmp = _write_temporary(table, target.parent, row_group_size=row_group_size)
     os.replace(tmp, target)
+    _fsync_dir(target.parent)
+
+
+def atomic_remove(target: Path) -> bool:
+    """Remove ``target`` (a partition becoming empty) durably; True if there was a file.
+
+    ``unlink`` is atomic: a reader opens either the whole old file or finds none. Stale
+    temporaries in the directory are swept too, as a write into it would have done.
+    """
+    directory = target.parent
+    if not directory.is_dir():
+        return False
+    remove_stale_temporaries(directory)
+    try:
+        target.unlink()
+    except FileNotFoundError:
+        return False
     _fsync_dir(directory)
+    return True
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+_POOL_PID = 0
+
+
+def _write_pool() -> ThreadPoolExecutor:
+    """The process-wide writer pool (recreated in a forked child, whose threads are gone)."""
+    global _POOL, _POOL_PID
+    with _POOL_LOCK:
+        if _POOL is None or os.getpid() != _POOL_PID:
+            _POOL = ThreadPoolExecutor(WRITE_WORKERS, thread_name_prefix="lake-write")
+            _POOL_PID = os.getpid()
+        return _POOL
+
+
+def _replace_files(parts: Sequence[tuple[Path, pa.Table]]) -> None:
+    """Atomically replace each ``path`` with its table: temporaries encoded and fsynced on the
+    pool, then renamed in order on this thread (each rename followed by its directory fsync).
+
+    If anything fails, the partitions renamed so far are new, the rest old (each whole), and
+    temporaries that were never renamed are removed, except one whose rename itself failed
+    (the next write into that partition sweeps it).
+    """
+    if not parts:
+        return
+    if len(parts) == 1:
+        path, table = parts[0]
+        atomic_write_table(table, path)
+        return
+    pool = _write_pool()
+    futures: list[Future[Path]] = [
+        pool.submit(_write_temporary, table, path.parent) for path, table in parts
+    ]
+    done = 0
+    try:
+        for (path, _), future in zip(parts, futures, strict=True):
+            tmp = future.result()
+            done += 1
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+    except BaseException:
+        for future in futures[done:]:
+            future.cancel()
+        for future in futures[done:]:
+            if future.cancelled():
+                continue
+            with contextlib.suppress(BaseException):
+                leftover = future.result()
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
+        raise
 
 
 def _format_value(value: object, field: pa.Field) -> str:
@@ -283,8 +389,9 @@ class Lake:
         """Replace exactly the listed partitions of ``table_name`` with the rows of ``data``.
 
         Every row of ``data`` must fall into a listed partition (else ValueError, nothing
-        written); a listed partition without rows becomes an empty partition. Each partition is
-        replaced atomically; returns rows written per partition path (relative to the table).
+        written); a listed partition without rows becomes empty (its file is removed). Each
+        partition is replaced atomically; returns rows written per partition path (relative to
+        the table).
         """
         spec = self.spec(table_name)
         table = self._conform(spec, data)
@@ -301,15 +408,18 @@ class Lake:
                 raise ValueError(f"{table_name}: rows for unlisted partition {key}")
 
         written: dict[str, int] = {}
+        to_write: list[tuple[Path, pa.Table]] = []
         for path in wanted:
+            rows = 0
             if path in slices:
                 _, sorted_table, (start, length) = slices[path]
-                part = sorted_table.slice(start, length)
+                to_write.append((path, sorted_table.slice(start, length)))
+                rows = length
             else:
-                part = table.slice(0, 0)
-            _ensure_dir(path.parent)
-            atomic_write_table(part, path)
-            written[str(path.parent.relative_to(self.root / table_name))] = part.num_rows
+                atomic_remove(path)
+            written[str(path.parent.relative_to(self.root / table_name))] = rows
+        _ensure_dirs([path.parent for path, _ in to_write])
+        _replace_files(to_write)
         logger.debug(
             "replaced %d partition(s) of %s with %d row(s)", len(wanted), table_name, table.num_rows
         )
@@ -353,7 +463,10 @@ class Lake:
         return data.select(names).cast(declared)
 
     def partitions(self, table_name: str) -> list[PartitionInfo]:
-        """Every partition of ``table_name`` on disk (including empty ones), sorted by path."""
+        """Every partition of ``table_name`` that holds rows (has a file), sorted by path.
+
+        An empty partition has no file and is not listed: it reads as zero rows.
+        """
         spec = self.spec(table_name)
         base = self.root / table_name
         if not base.is_dir():

@@ -146,8 +146,68 @@ def test_listed_partition_without_rows_becomes_empty(tmp_path: Path) -> None:
     )
     back = lake.read("loyalty_transactions")
     assert sorted(set(back.column("transaction_date").to_pylist())) == [D1]
-    # The empty day stays a known partition: "loaded, nothing happened" is not "never loaded".
-    assert len(lake.partitions("loyalty_transactions")) == 2
+    # An empty partition is represented by the absence of its file (not an empty file): it
+    # reads as zero rows and is not listed. "Loaded, nothing happened" is recorded by the
+    # load's own bookkeeping (load_steps, Dagster materializations), not by the lake.
+    assert [p.values for p in lake.partitions("loyalty_transactions")] == _partitions([(1, D1)])
+    assert not lake.partition_path("loyalty_transactions", _partitions([(1, D2)])[0]).exists()
+
+
+def test_empty_partitions_write_no_files_and_count_zero_rows(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    rows = _day_rows(1, D1, 2)
+    written = lake.replace_partitions(
+        "loyalty_transactions",
+        rows_to_table("loyalty_transactions", rows),
+        _partitions([(1, D1), (1, D2), (1, D3)]),
+    )
+    assert written == {
+        "chain_id=1/transaction_date=2026-01-01": 2,
+        "chain_id=1/transaction_date=2026-01-02": 0,
+        "chain_id=1/transaction_date=2026-01-03": 0,
+    }
+    files = sorted(p.relative_to(lake.root) for p in lake.root.rglob("*") if p.is_file())
+    assert files == [
+        Path("loyalty_transactions/chain_id=1/transaction_date=2026-01-01") / PART_FILE
+    ]
+    keys = [
+        {"source_table": "loyalty_transactions", "chain_id": 1, "partition_key": d.isoformat()}
+        for d in (D1, D2)
+    ]
+    lake.replace_partitions("quarantine", rows_to_table("quarantine", []), keys)
+    assert not (lake.root / "quarantine").exists()
+    assert lake.read("quarantine").num_rows == 0
+    assert lake.partitions("quarantine") == []
+
+
+def test_a_failed_write_among_many_leaves_every_partition_whole_and_no_temporaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = _lake(tmp_path)
+    days = [dt.date(2026, 2, d) for d in range(1, 11)]
+    old = rows_to_table("loyalty_transactions", [r for d in days for r in _day_rows(1, d, 2)])
+    lake.replace_partitions("loyalty_transactions", old, _partitions([(1, d) for d in days]))
+    new = rows_to_table(
+        "loyalty_transactions", [r for d in days for r in _day_rows(1, d, 4, version=3)]
+    )
+    real = parquet._write_temporary
+
+    def fail_on_day_5(table: pa.Table, directory: Path, **kwargs: object) -> Path:
+        if directory.name == "transaction_date=2026-02-05":
+            raise OSError("simulated disk full")
+        return real(table, directory)
+
+    monkeypatch.setattr(parquet, "_write_temporary", fail_on_day_5)
+    with pytest.raises(OSError, match="disk full"):
+        lake.replace_partitions("loyalty_transactions", new, _partitions([(1, d) for d in days]))
+    monkeypatch.undo()
+    back = lake.read("loyalty_transactions")
+    per_day = {d: back.filter(pa.compute.equal(back["transaction_date"], d)).num_rows for d in days}
+    # Renames happen in the listed order: the days before the failed one are new, the rest old.
+    assert per_day == {d: 4 if d.day < 5 else 2 for d in days}
+    assert not [p for p in lake.root.rglob("*") if p.name.startswith(".tmp-")]
+    lake.replace_partitions("loyalty_transactions", new, _partitions([(1, d) for d in days]))
+    assert _checksum(lake.read("loyalty_transactions")) == _checksum(new)
 
 
 def test_rows_outside_the_listed_partitions_are_rejected_before_any_write(tmp_path: Path) -> None:
