@@ -12,6 +12,14 @@ reading that (unlinked) inode, a consistent snapshot; a new connection opens the
 reader can see a mix, and a crash at any step leaves the previous file in place (the temporary
 is removed by the next publish). Because the lake is the source of truth, a lost warehouse file
 is rebuilt by ``publish(lake)`` alone.
+
+How a lake table gets in: the table is created empty from its declared Arrow schema (so a table
+without any partition file still has every declared column and type), then DuckDB reads the
+partition files itself (``INSERT ... BY NAME SELECT <columns present> FROM read_parquet($files)``,
+Hive discovery off: the partition columns are stored inside each file). No rows pass through
+Python, and DuckDB streams the files, so the publish's memory does not grow with the lake. A
+partition without a file (an empty one) simply contributes no rows. Columns a file written under
+an older declaration lacks become NULL; types are cast to the declared ones.
 """
 
 import contextlib
@@ -52,8 +60,10 @@ MARTS_SCHEMA = "marts"
 PUBLISH_TABLE = "_publish"
 DEFAULT_LOCK_TIMEOUT = 600.0
 LOCK_POLL_SECONDS = 0.05
-# Arrow batches handed to DuckDB at once: bounds memory while keeping insert overhead low.
-INSERT_BATCH_ROWS = 500_000
+# DuckDB settings for the private build connection: a bounded buffer pool (it spills to the
+# build directory beyond it) keeps the publish's memory flat whatever the size of the lake.
+PUBLISH_MEMORY_LIMIT = "256MB"
+PUBLISH_THREADS = 2
 
 DimensionSource = Callable[[], Mapping[str, pa.Table]]
 
@@ -112,6 +122,50 @@ def _doc(metadata: Mapping[bytes, bytes] | None) -> str | None:
     if not metadata or b"doc" not in metadata:
         return None
     return metadata[b"doc"].decode("utf-8", errors="replace")
+
+
+_INTEGER_TYPES = {
+    8: ("TINYINT", "UTINYINT"),
+    16: ("SMALLINT", "USMALLINT"),
+    32: ("INTEGER", "UINTEGER"),
+    64: ("BIGINT", "UBIGINT"),
+}
+_TIMESTAMP_TYPES = {
+    "s": "TIMESTAMP_S",
+    "ms": "TIMESTAMP_MS",
+    "us": "TIMESTAMP",
+    "ns": "TIMESTAMP_NS",
+}
+
+
+def duckdb_type(arrow_type: pa.DataType) -> str:
+    """The DuckDB column type DuckDB's own Arrow scan gives ``arrow_type``; TypeError if this
+    function does not know it (the caller then lets DuckDB map it)."""
+    t = pa.types
+    if t.is_boolean(arrow_type):
+        return "BOOLEAN"
+    if t.is_integer(arrow_type):
+        return _INTEGER_TYPES[arrow_type.bit_width][0 if t.is_signed_integer(arrow_type) else 1]
+    if t.is_float32(arrow_type):
+        return "FLOAT"
+    if t.is_float64(arrow_type):
+        return "DOUBLE"
+    if t.is_string(arrow_type) or t.is_large_string(arrow_type):
+        return "VARCHAR"
+    if t.is_binary(arrow_type) or t.is_large_binary(arrow_type):
+        return "BLOB"
+    if t.is_date(arrow_type):
+        return "DATE"
+    if t.is_timestamp(arrow_type):
+        if arrow_type.tz is None:
+            return _TIMESTAMP_TYPES[arrow_type.unit]
+        if arrow_type.unit == "us":
+            return "TIMESTAMP WITH TIME ZONE"
+    if t.is_decimal128(arrow_type) and arrow_type.precision <= 38:
+        return f"DECIMAL({arrow_type.precision}, {arrow_type.scale})"
+    if t.is_list(arrow_type) or t.is_large_list(arrow_type):
+        return f"{duckdb_type(arrow_type.value_type)}[]"
+    raise TypeError(f"no DuckDB spelling known for {arrow_type}")
 
 
 class Warehouse:
@@ -198,7 +252,14 @@ class Warehouse:
         tmp_path = work_dir / WAREHOUSE_FILE
         published_at = dt.datetime.now(dt.UTC)
         try:
-            con = duckdb.connect(str(tmp_path))
+            con = duckdb.connect(
+                str(tmp_path),
+                config={
+                    "memory_limit": PUBLISH_MEMORY_LIMIT,
+                    "threads": PUBLISH_THREADS,
+                    "temp_directory": str(work_dir / "spill"),
+                },
+            )
             try:
                 # One transaction: far fewer commits for the many DDL/COMMENT statements.
                 con.execute("BEGIN TRANSACTION")
@@ -239,7 +300,34 @@ class Warehouse:
     def _create_from_arrow(
         con: duckdb.DuckDBPyConnection, target: str, schema: Any, batches: Iterator[pa.Table]
     ) -> int:
-        """Create ``target`` with the DuckDB equivalent of ``schema`` and insert ``batches``."""
+        """Create ``target`` with the DuckDB equivalent of ``schema`` and insert ``batches``.
+
+        Plain DDL and parameterized inserts when every column type has a DuckDB spelling in
+        ``duckdb_type`` (always, for the declared tables): handing DuckDB an Arrow object
+        would import pandas (about a second and ~100 MB) just to create a table.
+        """
+        try:
+            columns = [f"{quote_identifier(f.name)} {duckdb_type(f.type)}" for f in schema]
+        except TypeError:
+            return Warehouse._create_from_registered_arrow(con, target, schema, batches)
+        con.execute(f"CREATE TABLE {target} ({', '.join(columns)})")
+        rows = 0
+        marks = ", ".join("?" for _ in schema)
+        for batch in batches:
+            if not batch.num_rows:
+                continue
+            con.executemany(
+                f"INSERT INTO {target} VALUES ({marks})",  # noqa: S608
+                [list(row.values()) for row in batch.select(schema.names).to_pylist()],
+            )
+            rows += batch.num_rows
+        return rows
+
+    @staticmethod
+    def _create_from_registered_arrow(
+        con: duckdb.DuckDBPyConnection, target: str, schema: Any, batches: Iterator[pa.Table]
+    ) -> int:
+        """``_create_from_arrow`` through DuckDB's Arrow scan (types DuckDB maps itself)."""
         view = f"_src_{uuid.uuid4().hex}"
         con.register(view, schema.empty_table())
         try:
@@ -259,25 +347,35 @@ class Warehouse:
         return rows
 
     @staticmethod
-    def _batched(parts: Iterator[pa.Table]) -> Iterator[pa.Table]:
-        pending: list[pa.Table] = []
-        pending_rows = 0
-        for part in parts:
-            pending.append(part)
-            pending_rows += part.num_rows
-            if pending_rows >= INSERT_BATCH_ROWS:
-                yield pa.concat_tables(pending)
-                pending, pending_rows = [], 0
-        if pending:
-            yield pa.concat_tables(pending)
+    def _insert_parquet(
+        con: duckdb.DuckDBPyConnection, target: str, schema: Any, files: list[str]
+    ) -> int:
+        """Append the rows of the Parquet ``files`` to ``target`` (declared columns only, by
+        name; a declared column missing from every file stays NULL) and return how many."""
+        if not files:
+            return 0
+        source = "read_parquet($files, hive_partitioning = false, union_by_name = true)"
+        present = {
+            str(row[0])
+            for row in con.execute(f"DESCRIBE SELECT * FROM {source}", {"files": files}).fetchall()  # noqa: S608
+        }
+        columns = [quote_identifier(f.name) for f in schema if f.name in present]
+        if not columns:
+            return 0
+        listed = ", ".join(columns)
+        row = con.execute(
+            f"INSERT INTO {target} ({listed}) SELECT {listed} FROM {source}",  # noqa: S608
+            {"files": files},
+        ).fetchone()
+        return int(row[0]) if row else 0
 
     def _load_table(self, con: duckdb.DuckDBPyConnection, lake: Lake, name: str) -> int:
         """Materialize one lake table (every declared column, even with no partitions yet)."""
         spec = lake.spec(name)
         target = _qualified(RAW_SCHEMA, name)
-        rows = self._create_from_arrow(
-            con, target, spec.schema, self._batched(lake.iter_partition_tables(name))
-        )
+        self._create_from_arrow(con, target, spec.schema, iter(()))
+        files = [str(info.path) for info in lake.partitions(name)]
+        rows = self._insert_parquet(con, target, spec.schema, files)
         self._comment_table(con, target, spec)
         return rows
 

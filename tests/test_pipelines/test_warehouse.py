@@ -12,6 +12,8 @@ import threading
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from pipelines.storage import warehouse as warehouse_module
@@ -147,6 +149,67 @@ def test_publish_with_the_project_tables_creates_every_declared_table(tmp_path: 
             assert result.row_counts[f"altegio.{name}"] > 0
         for mart in MART_DOCS:
             assert result.row_counts[f"marts.{mart}"] == 0
+
+
+def test_declared_column_types_match_duckdbs_own_arrow_mapping() -> None:
+    """Tables are created by DDL (no Arrow hand-over); the types must be the ones DuckDB's
+    Arrow scan would have given, for every declared table and dimension."""
+    schema = pytest.importorskip("pipelines.altegio.schema")
+    enums = pytest.importorskip("pipelines.altegio.enums")
+    schemas = [spec.schema for spec in [*schema.TABLES.values(), *TEST_TABLES.values()]]
+    schemas += [table.schema for table in enums.dimension_tables().values()]
+    with duckdb.connect() as con:
+        for i, declared in enumerate(schemas):
+            empty = declared.empty_table()  # noqa: F841 (scanned by name below)
+            con.execute(f"CREATE TABLE arrow_{i} AS SELECT * FROM empty")
+            ddl = ", ".join(f'"{f.name}" {warehouse_module.duckdb_type(f.type)}' for f in declared)
+            con.execute(f"CREATE TABLE ddl_{i} ({ddl})")
+            types = [
+                con.execute(
+                    "SELECT column_name, data_type FROM duckdb_columns() "
+                    "WHERE table_name = ? ORDER BY column_index",
+                    [name],
+                ).fetchall()
+                for name in (f"arrow_{i}", f"ddl_{i}")
+            ]
+            assert types[0] == types[1]
+
+
+def test_publish_reads_files_written_under_an_older_declaration(tmp_path: Path) -> None:
+    """DuckDB reads the Parquet files itself: a file lacking a now-declared column gives NULLs,
+    a narrower type is cast to the declared one, and empty partitions (no file) add nothing."""
+    lake, wh = _setup(tmp_path)
+    write_version(lake, 1)
+    old_file = lake.partition_path(
+        "loyalty_transactions", {"chain_id": 1, "transaction_date": DAYS[0]}
+    )
+    table = pq.read_table(old_file)
+    older = table.drop_columns(["type_title"]).set_column(
+        table.schema.get_field_index("visit_id"),
+        "visit_id",
+        table.column("visit_id").cast(pa.int32()),
+    )
+    pq.write_table(older, old_file)
+    lake.replace_partitions(
+        "loyalty_transactions",
+        rows_to_table("loyalty_transactions", []),
+        [{"chain_id": 1, "transaction_date": dt.date(2026, 1, 9)}],
+    )
+    result = wh.publish(lake)
+    assert result.row_counts["altegio.loyalty_transactions"] == expected_rows(1)
+    with wh.connect_read_only() as con:
+        assert published_version(con) == 1
+        nulls = con.execute(
+            "SELECT count(*) FROM altegio.loyalty_transactions "
+            "WHERE transaction_date = ? AND type_title IS NULL",
+            [DAYS[0]],
+        ).fetchone()
+        assert nulls == (expected_rows(1) // len(DAYS),)
+        (visit_type,) = con.execute(
+            "SELECT data_type FROM duckdb_columns() WHERE table_name = 'loyalty_transactions' "
+            "AND column_name = 'visit_id'"
+        ).fetchone()  # type: ignore[misc]
+        assert visit_type == "BIGINT"
 
 
 def test_warehouse_rebuilds_from_the_lake_alone(tmp_path: Path) -> None:
