@@ -3,7 +3,8 @@
 `load` and `demo` materialize the same Dagster assets as the nightly job, in-process, for a
 range of days, then print a one-screen summary. Exit status: 0 when every chain loaded or was
 skipped for lack of rights (403 or an access flag of "0"); 1 on any other failure; 2 on bad
-configuration.
+configuration, wrong credentials and a plain-http base URL included (one request checks them
+before the run starts).
 """
 
 import argparse
@@ -26,6 +27,7 @@ from assets.resources import (
     build_resources,
 )
 from assets.schedules import RANGE_END_TAG, RANGE_START_TAG
+from pipelines.altegio.http import ApiError, AuthError, InsecureURLError
 
 DEMO_DATA_DIR = "data/demo"
 # Dagster's own step logs are for the UI; the command shows progress and a summary instead.
@@ -46,6 +48,8 @@ class LoadSummary:
     failed: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # step -> why it failed (the innermost error: what the user code raised)
+    step_failures: dict[str, str] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -57,8 +61,22 @@ def _value(metadata: dict[str, Any], key: str) -> Any:
     return getattr(entry, "value", entry)
 
 
+def _failure_text(error: Any) -> str:
+    """The message of the error user code raised, not Dagster's wrapper around it."""
+    while error is not None and getattr(error, "cause", None) is not None:
+        error = error.cause
+    return (getattr(error, "message", "") or "unknown error").strip()
+
+
 def summarize(result: dg.ExecuteInProcessResult) -> LoadSummary:
     summary = LoadSummary(success=result.success)
+    for failure in result.get_step_failure_events():
+        data = failure.step_failure_data
+        if data is not None and data.user_failure_data is not None:
+            text = data.user_failure_data.description or "failed"
+        else:
+            text = _failure_text(data.error if data is not None else None)
+        summary.step_failures[failure.step_key or "run"] = text
     steps_seen: set[str] = set()
     for event in result.get_asset_materialization_events():
         materialization = event.materialization
@@ -108,6 +126,8 @@ def print_summary(summary: LoadSummary, out: Any = sys.stdout) -> None:
         print(f"check warning: {label}", file=out)
     for label in summary.errors:
         print(f"CHECK FAILED: {label}", file=out)
+    for step, text in sorted(summary.step_failures.items()):
+        print(f"STEP FAILED: {step}: {text}", file=out)
     print("\nLoad " + ("succeeded" if summary.exit_code == 0 else "FAILED"), file=out)
 
 
@@ -132,6 +152,11 @@ def run_load(
     storage_config.lookback()
     altegio_config.chain_id_list()
     altegio_config.settings(storage_config.budget_dir)
+    storage_config.guard_source(altegio_config.source_identity())
+    # One request before any run: wrong credentials stop here with one message naming the
+    # variable to fix, instead of failing the first step (and its Dagster retries).
+    with altegio_config.open_client(storage_config.budget_dir) as client:
+        client.list_chains(chain_ids=altegio_config.chain_id_list())
     result = dg.materialize(
         [*TABLE_ASSETS, warehouse],
         resources=resources,
@@ -214,6 +239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except (AuthError, InsecureURLError) as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except ApiError as exc:
+        print(f"load not started, the API check failed: {exc}", file=sys.stderr)
+        return 1
     print_summary(summary)
     if args.command == "demo" and summary.exit_code == 0:
         _demo_report(args.data_dir)

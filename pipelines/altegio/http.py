@@ -448,7 +448,9 @@ class RateBudget:
         self._thread_lock = threading.Lock()
         self._mem: dict[str, float] = {"tat": 0.0, "factor": 1.0, "cut_at": 0.0}
         if state_file is not None:
-            state_file.parent.mkdir(parents=True, exist_ok=True)
+            # Owner-only, like the data directory it lives in (the state is timing, but a
+            # world-readable directory under the data dir would be the only one).
+            state_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     @property
     def unlimited(self) -> bool:
