@@ -354,6 +354,10 @@ def test_the_cli_refuses_a_plain_http_base_url_as_a_configuration_error(
     monkeypatch.setenv("ALTEGIO_BASE_URL", "http://api.example.com/api/v1")
     monkeypatch.setenv("ALTEGIO_PARTNER_TOKEN", PARTNER)
     monkeypatch.setenv("ALTEGIO_USER_TOKEN", USER)
+    # main() adds a stderr handler to the "pipelines" logger: restore the logger afterwards.
+    pipelines_logger = logging.getLogger("pipelines")
+    monkeypatch.setattr(pipelines_logger, "handlers", list(pipelines_logger.handlers))
+    monkeypatch.setattr(pipelines_logger, "level", pipelines_logger.level)
     code = cli.main(
         ["load", "--start", "2026-01-01", "--end", "2026-01-01", "--data-dir", str(tmp_path)]
     )
