@@ -12,6 +12,7 @@ import logging
 import math
 import re
 import socket
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -49,6 +50,8 @@ INT_RE = re.compile(r"^\d{1,15}$")
 # Rendered transaction rows kept across requests (~0.4 KB each), oldest chain-days evicted first.
 TX_CACHE_ROWS = 400_000
 IDLE_CONNECTION_TIMEOUT_S = 30.0
+# What a peer closing its end mid-request raises while we read or write.
+DROPPED_CONNECTION_ERRORS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 
 # The later "canonical" spellings the backend also routes (CONTRACT §1.1).
 PATH_ALIASES = (("/groups", "/chains"), ("/chain/", "/chains/"), ("/company/", "/locations/"))
@@ -790,6 +793,15 @@ class _HTTPServer(ThreadingHTTPServer):
     ) -> None:
         self.app = app
         super().__init__(address, handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up (a timeout, a killed load) or a connection the sandbox dropped
+        # on purpose: one DEBUG line, not a traceback on stderr.
+        error = sys.exc_info()[1]
+        if isinstance(error, DROPPED_CONNECTION_ERRORS):
+            logger.debug("connection from %s dropped: %r", client_address, error)
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
