@@ -60,10 +60,11 @@ MARTS_SCHEMA = "marts"
 PUBLISH_TABLE = "_publish"
 DEFAULT_LOCK_TIMEOUT = 600.0
 LOCK_POLL_SECONDS = 0.05
-# DuckDB settings for the private build connection: a bounded buffer pool (it spills to the
-# build directory beyond it) keeps the publish's memory flat whatever the size of the lake.
-PUBLISH_MEMORY_LIMIT = "256MB"
-PUBLISH_THREADS = 2
+# DuckDB settings for the private build connection: a small buffer pool (it spills to the build
+# directory beyond it) and one thread keep the publish's memory flat whatever the size of the
+# lake; measured at 2M transactions, more threads or a bigger pool bought no time (the publish is
+# a few seconds either way) but cost hundreds of MB of peak RSS (docs/performance.md).
+PUBLISH_DUCKDB_CONFIG: dict[str, str | int | bool] = {"memory_limit": "128MB", "threads": 1}
 
 DimensionSource = Callable[[], Mapping[str, pa.Table]]
 
@@ -254,11 +255,7 @@ class Warehouse:
         try:
             con = duckdb.connect(
                 str(tmp_path),
-                config={
-                    "memory_limit": PUBLISH_MEMORY_LIMIT,
-                    "threads": PUBLISH_THREADS,
-                    "temp_directory": str(work_dir / "spill"),
-                },
+                config={**PUBLISH_DUCKDB_CONFIG, "temp_directory": str(work_dir / "spill")},
             )
             try:
                 # One transaction: far fewer commits for the many DDL/COMMENT statements.
