@@ -29,7 +29,6 @@ import contextlib
 import datetime as dt
 import errno
 import importlib
-import itertools
 import logging
 import os
 import re
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 logger = logging.getLogger(__name__)
@@ -439,14 +439,18 @@ class Lake:
         if not keys:
             return {self.partition_path(table_name, {}): ({}, table, (0, table.num_rows))}
         ordered = table.sort_by([(key, "ascending") for key in keys])
-        columns = [ordered.column(key).to_pylist() for key in keys]
+        columns = [ordered.column(key).combine_chunks() for key in keys]
+        # Run boundaries of the sorted key columns, found in Arrow (nulls form their own run):
+        # only one Python value per partition is materialized, not one per row.
+        ends: set[int] = set()
+        for column in columns:
+            ends.update(pc.run_end_encode(column).run_ends.to_pylist())
         out: dict[Path, tuple[dict[str, PartitionValue], pa.Table, tuple[int, int]]] = {}
         start = 0
-        for values, run in itertools.groupby(zip(*columns, strict=True)):
-            length = sum(1 for _ in run)
-            key = dict(zip(keys, values, strict=True))
-            out[self.partition_path(table_name, key)] = (key, ordered, (start, length))
-            start += length
+        for end in sorted(ends):
+            key = {name: column[start].as_py() for name, column in zip(keys, columns, strict=True)}
+            out[self.partition_path(table_name, key)] = (key, ordered, (start, end - start))
+            start = end
         return out
 
     @staticmethod
