@@ -1,6 +1,5 @@
 """End to end: `altegio-loyalty load` as a user runs it, against the sandbox over HTTP."""
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -8,42 +7,17 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from pipelines.altegio.sandbox import Faults, SandboxConfig, SandboxServer, serve
+from reliability.common import warehouse_checksums
 
 START, END = date(2026, 1, 1), date(2026, 1, 6)
-# Columns that record when a load ran, not what it loaded.
-RUN_TIME_COLUMNS = {"_extracted_at", "quarantined_at"}
-RUN_TIME_TABLES = {"load_steps", "_publish"}
 
 
-def warehouse_digest(path: Path) -> dict[str, str]:
+def warehouse_digest(path: Path) -> dict[str, object]:
     """A checksum of every row of every table and mart, ignoring when it was loaded."""
-    digests: dict[str, str] = {}
-    with duckdb.connect(str(path), read_only=True) as con:
-        tables = con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() "
-            "WHERE schema_name IN ('altegio', 'marts') ORDER BY 1, 2"
-        ).fetchall()
-        for schema, table in tables:
-            if table in RUN_TIME_TABLES:
-                continue
-            columns = [
-                row[0]
-                for row in con.execute(
-                    "SELECT column_name FROM duckdb_columns() "
-                    "WHERE schema_name = ? AND table_name = ? ORDER BY column_index",
-                    [schema, table],
-                ).fetchall()
-                if row[0] not in RUN_TIME_COLUMNS
-            ]
-            select = ", ".join(f'"{c}"' for c in columns)
-            rows = con.execute(f'SELECT {select} FROM "{schema}"."{table}"').fetchall()
-            text = "\n".join(sorted(repr(row) for row in rows))
-            digests[f"{schema}.{table}"] = hashlib.sha256(text.encode()).hexdigest()
-    return digests
+    return dict(warehouse_checksums(path.parent))
 
 
 def run_cli(server: SandboxServer, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
