@@ -188,8 +188,21 @@ def _demo_report(data_dir: str) -> None:
     print(f"\nWarehouse: {Path(data_dir) / 'warehouse.duckdb'}  (duckdb -readonly it to explore)")
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a record is emitted: an in-process caller (the
+    tests) may swap and close the stream that was current when the handler was made."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def _configure_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderr()
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     logger = logging.getLogger("pipelines")
     logger.addHandler(handler)
