@@ -14,6 +14,7 @@ would fail identically for every chain.
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -39,8 +40,9 @@ TABLE_FAMILIES: dict[str, tuple[str, ...]] = {
     if spec.parent is None and name not in OPERATIONAL_TABLES
 }
 
-# Rows per lake write while paging through a long range: bounds memory whatever the range.
-FLUSH_ROWS = 200_000
+# Rows per lake write while paging through a long range: bounds memory whatever the range
+# (transactions hold up to two such buffers: one being written, one filling).
+FLUSH_ROWS = 100_000
 
 
 class ChainStatus:
@@ -439,26 +441,44 @@ def _load_transactions(
     outcome: ChainOutcome,
     report: StepReport,
 ) -> None:
-    """One window per day (transactions carry no timestamp); days fetched in parallel."""
+    """One window per day (transactions carry no timestamp); days fetched in parallel.
+
+    Lake writes run behind: while one flush of FLUSH_ROWS rows is encoded and written on a
+    background thread, the next days are fetched and normalized (at most one flush in flight,
+    so memory stays bounded). A failed write fails the chain like a failed fetch; days already
+    flushed keep their new partitions, the rest their old ones, each partition whole.
+    """
     table = "loyalty_transactions"
-    buffer = _FamilyBuffer(TABLE_FAMILIES[table])
+    family = TABLE_FAMILIES[table]
+    buffer = _FamilyBuffer(family)
     pending: list[date] = []
-    for day, pages in client.fetch_transaction_days(chain.id, days):
-        batch = normalize(
-            table,
-            _records(pages, outcome),
-            chain_id=chain.id,
-            extracted_at=extracted_at,
-            chain_timezone=chain.timezone,
-            transaction_date=day,
-        )
-        report.absorb(_normalized(batch, table, outcome))
-        buffer.add(batch)
-        pending.append(day)
-        if buffer.rows >= FLUSH_ROWS:
-            _write_days(buffer, lake, table, chain, pending, report)
-            pending = []
-    _write_days(buffer, lake, table, chain, pending, report)
+    flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-flush")
+    in_flight: Future[None] | None = None
+    try:
+        for day, pages in client.fetch_transaction_days(chain.id, days):
+            batch = normalize(
+                table,
+                _records(pages, outcome),
+                chain_id=chain.id,
+                extracted_at=extracted_at,
+                chain_timezone=chain.timezone,
+                transaction_date=day,
+            )
+            report.absorb(_normalized(batch, table, outcome))
+            buffer.add(batch)
+            pending.append(day)
+            if buffer.rows >= FLUSH_ROWS:
+                if in_flight is not None:
+                    in_flight.result()
+                # The flush owns this buffer and day list; new days go into fresh ones.
+                in_flight = flusher.submit(_write_days, buffer, lake, table, chain, pending, report)
+                buffer, pending = _FamilyBuffer(family), []
+        if in_flight is not None:
+            in_flight.result()
+        _write_days(buffer, lake, table, chain, pending, report)
+    finally:
+        # On failure too: the chain is reported only once no write of it is still running.
+        flusher.shutdown(wait=True)
 
 
 def _load_memberships(

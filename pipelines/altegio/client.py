@@ -528,7 +528,7 @@ class AltegioClient:
             prev_n = len(data)
             if _has_total(endpoint):
                 total = _total(meta)
-            ids = [_row_key(r) for r in data]
+            ids = _row_keys(data)
             if previous_ids is not None and ids and ids == previous_ids:
                 raise BadResponse(
                     f"page {number} repeats page {number - 1} exactly ({len(ids)} rows, first id "
@@ -537,11 +537,16 @@ class AltegioClient:
                     chain_id=chain_id,
                 )
             previous_ids = ids
-            fresh = []
-            for row, key in zip(data, ids, strict=True):
-                if key not in seen:
-                    seen.add(key)
-                    fresh.append(row)
+            unique = set(ids)
+            if len(unique) == len(ids) and seen.isdisjoint(unique):
+                fresh = list(data)  # the normal page: no repeats at all
+                seen |= unique
+            else:
+                fresh = []
+                for row, key in zip(data, ids, strict=True):
+                    if key not in seen:
+                        seen.add(key)
+                        fresh.append(row)
             self.stats.record_page(endpoint.name, len(fresh))
             if report:
                 self._report(endpoint.name, chain_id, number, len(seen))
@@ -627,6 +632,18 @@ def _total(meta: Mapping[str, Any]) -> int | None:
         return int(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def _row_keys(rows: list[Any]) -> list[Any]:
+    """`_row_key` of every row; whole-list fast path for the usual page of objects with
+    integer ids (about 1 µs a row saved, ~2 s of CPU per 2 million rows)."""
+    try:
+        ids = [row["id"] for row in rows]
+    except (KeyError, TypeError, IndexError):
+        return [_row_key(row) for row in rows]
+    if set(map(type, rows)) == {dict} and set(map(type, ids)) <= {int}:
+        return ids
+    return [_row_key(row) for row in rows]
 
 
 def _row_key(row: Any) -> Any:

@@ -1,0 +1,85 @@
+"""The transactions load step writes behind: several flushes per chain, one in flight while
+the next days are fetched. Every row must land once, and a failing write must fail its chain
+alone, with no write of it still running when the step reports."""
+
+import threading
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+
+from pipelines import load
+from pipelines.altegio.client import AltegioClient, ClientSettings, Credentials
+from pipelines.altegio.sandbox import SandboxConfig, serve
+from pipelines.storage.parquet import Lake
+
+START = date(2026, 1, 1)
+DAYS = [START + timedelta(days=i) for i in range(10)]
+CFG = SandboxConfig(seed=5, chains=2, start=START, end=DAYS[-1], transactions_per_day=30)
+EXTRACTED = datetime(2026, 2, 1, tzinfo=UTC)
+
+
+def _client(server, tmp_path: Path) -> AltegioClient:
+    creds = server.credentials
+    return AltegioClient(
+        ClientSettings(
+            base_url=server.base_url,
+            credentials=Credentials(partner_token=creds.partner_token, user_token=creds.user_token),
+            rate_limit=None,
+            budget_dir=tmp_path / "budget",
+        )
+    )
+
+
+@pytest.fixture
+def small_flushes(monkeypatch):
+    monkeypatch.setattr(load, "FLUSH_ROWS", 40)  # a flush every day or two: many per chain
+
+
+def test_every_row_lands_once_across_many_background_flushes(small_flushes, tmp_path):
+    lake = Lake(tmp_path / "lake")
+    with serve(CFG) as server, _client(server, tmp_path) as client:
+        chains = client.list_chains()
+        report = load.load_daily(client, lake, chains, "loyalty_transactions", DAYS, EXTRACTED)
+        truth = {
+            chain.id: sorted(
+                r["id"] for r in server.dataset.transactions(chain.id, START, DAYS[-1])
+            )
+            for chain in chains
+        }
+    assert not report.failed
+    table = lake.read("loyalty_transactions")
+    for chain_id, ids in truth.items():
+        mine = table.filter(pc.equal(table["chain_id"], chain_id))
+        assert sorted(mine["id"].to_pylist()) == ids
+    assert report.rows["loyalty_transactions"] == sum(map(len, truth.values()))
+    assert report.partitions_written == len(DAYS) * len(truth)
+
+
+def test_a_failed_background_write_fails_its_chain_only(small_flushes, tmp_path, monkeypatch):
+    lake = Lake(tmp_path / "lake")
+    real = Lake.replace_partitions
+    running = threading.Event()
+    failing_chain: list[int] = []
+
+    def replace(self, table_name, data, partitions):
+        chain_ids = {p.get("chain_id") for p in partitions}
+        if table_name == "loyalty_transactions" and failing_chain[0] in chain_ids:
+            # Only the second flush of the failing chain breaks; its first one already landed.
+            if running.is_set():
+                raise OSError(28, "No space left on device")
+            running.set()
+        return real(self, table_name, data, partitions)
+
+    monkeypatch.setattr(Lake, "replace_partitions", replace)
+    with serve(CFG) as server, _client(server, tmp_path) as client:
+        chains = client.list_chains()
+        failing_chain.append(chains[0].id)
+        report = load.load_daily(client, lake, chains, "loyalty_transactions", DAYS, EXTRACTED)
+    outcomes = {c.chain_id: c for c in report.chains}
+    assert outcomes[chains[0].id].status == load.ChainStatus.FAILED
+    assert "No space left" in outcomes[chains[0].id].reason
+    assert all(outcomes[c.id].status == load.ChainStatus.LOADED for c in chains[1:])
+    # No flush thread of the failed chain outlives the step.
+    assert not [t for t in threading.enumerate() if t.name.startswith("lake-flush")]
