@@ -175,9 +175,14 @@ def test_declared_column_types_match_duckdbs_own_arrow_mapping() -> None:
             assert types[0] == types[1]
 
 
-def test_publish_reads_files_written_under_an_older_declaration(tmp_path: Path) -> None:
+@pytest.mark.parametrize("files_per_insert", [warehouse_module.FILES_PER_INSERT, 1])
+def test_publish_reads_files_written_under_an_older_declaration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files_per_insert: int
+) -> None:
     """DuckDB reads the Parquet files itself: a file lacking a now-declared column gives NULLs,
-    a narrower type is cast to the declared one, and empty partitions (no file) add nothing."""
+    a narrower type is cast to the declared one, and empty partitions (no file) add nothing.
+    With one file per INSERT, the old file is a batch of its own that lacks the column."""
+    monkeypatch.setattr(warehouse_module, "FILES_PER_INSERT", files_per_insert)
     lake, wh = _setup(tmp_path)
     write_version(lake, 1)
     old_file = lake.partition_path(
