@@ -6,6 +6,7 @@ balance links, a promotion's rules, ...) are written by their parent's step, so 
 one multi-asset whose outputs are the family's tables.
 """
 
+import contextlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -17,11 +18,24 @@ from assets.checks import CHECK_NAMES, check_results, check_specs
 from assets.partitions import DAILY_BACKFILL_POLICY, DAILY_PARTITIONS
 from assets.resources import AltegioResource, StorageResource
 from pipelines import load
+from pipelines.altegio.http import AuthError
 from pipelines.altegio.schema import TABLES
 from pipelines.storage.marts import MART_DOCS
 
 GROUP = "altegio"
 RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL)
+
+
+@contextlib.contextmanager
+def credentials_refusal_is_final() -> Iterator[None]:
+    """A refused credential fails the step at once, without RETRY_POLICY: the retries are for
+    transient faults, and two more attempts (30 s, then 60 s later) would only repeat the
+    refused login against the account. The message is the AuthError's (it names the setting
+    to fix, never a secret)."""
+    try:
+        yield
+    except AuthError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 
 def asset_key(table: str) -> dg.AssetKey:
@@ -146,7 +160,7 @@ def chains_asset(
     """Chains the credentials can see (GET /groups), with their locations and access flags."""
     started = _now()
     storage.guard_source(altegio.source_identity())
-    with altegio.open_client(storage.budget_dir) as client:
+    with credentials_refusal_is_final(), altegio.open_client(storage.budget_dir) as client:
         _, report = load.load_chains(client, storage.lake(), altegio.chain_id_list(), started)
     yield from _results(context, report, storage, started)
 
@@ -174,7 +188,7 @@ def _table_asset(table: str, *, daily: bool) -> dg.AssetsDefinition:
         started = _now()
         storage.guard_source(altegio.source_identity())
         days = [date.fromisoformat(key) for key in context.partition_keys] if daily else []
-        with altegio.open_client(storage.budget_dir) as client:
+        with credentials_refusal_is_final(), altegio.open_client(storage.budget_dir) as client:
             chains = client.list_chains(chain_ids=altegio.chain_id_list())
             if daily:
                 report = load.load_daily(client, storage.lake(), chains, table, days, started)

@@ -154,3 +154,27 @@ def test_unknown_codes_and_new_fields_warn_with_the_codes_and_field_names(tmp_pa
         if e.materialization.asset_key == dg.AssetKey(["altegio", "loyalty_transactions"])
     )
     assert materialization.metadata["schema_drift"].value != "none"
+
+
+def test_refused_credentials_fail_the_step_once_with_the_message_and_no_retry(sandbox, tmp_path):
+    resources = build_resources(
+        altegio={
+            "base_url": sandbox.base_url,
+            "partner_token": sandbox.credentials.partner_token,
+            "user_token": "revoked-in-the-middle-of-the-night",
+            "rate_limit": "200",
+        },
+        storage={"data_dir": str(tmp_path)},
+    )
+    result = dg.materialize(
+        [TABLE_ASSETS[0]],  # chains: the first step of every run
+        resources=resources,
+        raise_on_error=False,
+    )
+    assert not result.success
+    events = result.all_events
+    assert not [e for e in events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    (failure,) = [e for e in events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    error = failure.step_failure_data.error
+    assert "ALTEGIO_USER_TOKEN" in error.message
+    assert "revoked-in-the-middle-of-the-night" not in str(error.to_string())
