@@ -29,7 +29,7 @@ RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONE
 @contextlib.contextmanager
 def credentials_refusal_is_final() -> Iterator[None]:
     """A refused credential fails the step at once, without RETRY_POLICY: the retries are for
-    transient faults, and two more attempts (30 s, then 60 s later) would only repeat the
+    transient faults, and two more attempts (30 s, then 90 s later) would only repeat the
     refused login against the account. The message is the AuthError's (it names the setting
     to fix, never a secret)."""
     try:
