@@ -466,6 +466,18 @@ class Lake:
             return data
         return data.select(names).cast(declared)
 
+    def sweep_stale_temporaries(self) -> int:
+        """Remove crashed writers' temporaries anywhere in the lake; return how many.
+
+        A write sweeps the directory it writes into, but a killed load can leave a temporary
+        in a directory no later load writes again (its own `load_steps` run partition, a day
+        outside later ranges). The publish at the end of every load calls this.
+        """
+        if not self.root.is_dir():
+            return 0
+        directories = {path.parent for path in self.root.rglob(f"{TMP_PREFIX}*")}
+        return sum(remove_stale_temporaries(directory) for directory in sorted(directories))
+
     def partitions(self, table_name: str) -> list[PartitionInfo]:
         """Every partition of ``table_name`` that holds rows (has a file), sorted by path.
 

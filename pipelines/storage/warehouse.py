@@ -268,8 +268,10 @@ class Warehouse:
         started = time.monotonic()
         release_free_memory()
         self._ensure_data_dir()
-        # Earlier publishes killed mid-way leave their private directories behind.
+        # Earlier publishes killed mid-way leave their private directories behind, and killed
+        # loads their lake temporaries.
         remove_stale_temporaries(self.data_dir, PUBLISH_TMP_PREFIX)
+        lake.sweep_stale_temporaries()
         work_dir = self.data_dir / f"{PUBLISH_TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
         work_dir.mkdir(mode=DIR_MODE)
         os.chmod(work_dir, DIR_MODE)

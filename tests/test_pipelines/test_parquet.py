@@ -2,7 +2,10 @@
 
 import datetime as dt
 import hashlib
+import os
 import stat
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -404,3 +407,22 @@ def test_writer_killed_mid_write_leaves_old_partition_and_next_write_cleans_up(
     lake.replace_partitions("loyalty_transactions", new, _partitions([(3, D1)]))
     assert not temp.exists()
     assert _checksum(lake.read("loyalty_transactions")) == _checksum(new)
+
+
+def test_sweep_removes_dead_writers_temporaries_anywhere_and_spares_live_ones(tmp_path: Path):
+    """A killed load can leave a temporary where no later write goes (its own load_steps run
+    partition); the publish's sweep removes it, but never a live process's."""
+    lake = _lake(tmp_path)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    dead_pid = int(dead.stdout)
+    nowhere_written_again = lake.root / "load_steps" / "step=x" / "run_id=killed"
+    nowhere_written_again.mkdir(parents=True)
+    stale = nowhere_written_again / f"{parquet.TMP_PREFIX}{dead_pid}-abc{parquet.TMP_SUFFIX}"
+    stale.write_bytes(b"half a file")
+    live = lake.root / f"{parquet.TMP_PREFIX}{os.getppid()}-def{parquet.TMP_SUFFIX}"
+    live.write_bytes(b"being written")
+    assert lake.sweep_stale_temporaries() == 1
+    assert not stale.exists()
+    assert live.exists()
+    assert lake.sweep_stale_temporaries() == 0
