@@ -48,6 +48,8 @@ BACKOFF_BASE_S = 1.0
 BACKOFF_MAX_S = 30.0
 # A Retry-After larger than this is treated as this: a nightly job waits, it does not stall.
 RETRY_AFTER_MAX_S = 120.0
+# Waits after a Retry-After are spread over this many extra seconds (see ApiSession._pause).
+RETRY_AFTER_SPREAD_S = 1.0
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 # Largest response body read (after content decoding). A chain-day page is a few hundred
 # kilobytes; anything near this is a broken or hostile server, refused before it eats memory.
@@ -876,9 +878,14 @@ class ApiSession:
 
     def _pause(self, endpoint: Endpoint, attempt: int, retry_after: float | None, why: str) -> None:
         self.stats.record_retry(endpoint.name)
-        delay = self.retry.backoff(attempt, self._jitter())
+        jitter = self._jitter()
+        delay = self.retry.backoff(attempt, jitter)
         if retry_after is not None:
-            delay = max(delay, retry_after)
+            # Retry-After is the earliest moment, and every thread refused together is told the
+            # same one: each waits a random part of a second more, so they do not all come back
+            # at once and lose again (seen in the reliability run's 429 storm: six losses in a
+            # row for one request among threads that slept exactly the same second).
+            delay = max(delay, retry_after + jitter * RETRY_AFTER_SPREAD_S)
         log.info(
             "%s: %s; retry %d/%d in %.2fs",
             endpoint.name,

@@ -17,6 +17,7 @@ from pipelines.altegio.endpoints import ArrayEncoding
 from pipelines.altegio.http import (
     MAX_ATTEMPTS,
     RETRY_AFTER_MAX_S,
+    RETRY_AFTER_SPREAD_S,
     AccessDenied,
     ApiError,
     ApiSession,
@@ -335,7 +336,9 @@ def test_retry_after_seconds_is_honoured() -> None:
     handler = sequence_handler([lambda: resp, lambda: envelope([])])
     session = make_session(handler, sleeps=sleeps)
     session.call(GROUPS, "/groups")
-    assert sleeps == [7.0]
+    # At least Retry-After; plus jitter()=0.5 of the one-second spread that keeps threads
+    # refused together from all coming back at the same instant.
+    assert sleeps == [7.0 + 0.5 * RETRY_AFTER_SPREAD_S]
     assert session.stats.rate_limited_429 == 1
 
 
