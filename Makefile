@@ -8,7 +8,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup test lint typecheck pytest demo dev check bench bench-quick clean docs reliability
+.PHONY: setup test lint typecheck pytest demo dev check bench bench-deps bench-quick clean docs reliability
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -27,10 +27,12 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
-# The suite runs the benchmark harness once in quick mode (tests/test_benchmarks.py), which
-# needs the benchmark-only group (dlt); syncing it is a no-op once installed.
-pytest: setup
+# The benchmark-only group (dlt, the peer the benchmark compares against) on top of setup; a
+# no-op once installed. The suite needs it too: it runs the quick benchmark once.
+bench-deps: setup
 	$(UV) sync --locked --python $(PYTHON) --quiet --group bench
+
+pytest: bench-deps
 	$(VENV)/bin/pytest -n 2 --dist loadgroup
 
 test: lint typecheck pytest
@@ -54,14 +56,11 @@ check: lint typecheck
 reliability: setup
 	$(VENV)/bin/python -m reliability.run
 
-# dlt (the peer the benchmark compares against) is a benchmark-only dependency group.
-bench: setup
-	$(UV) sync --locked --python $(PYTHON) --quiet --group bench
+bench: bench-deps
 	$(VENV)/bin/python -m benchmarks.run
 
 # Tiny sizes (about a minute): proves the harness end to end; its figures mean nothing.
-bench-quick: setup
-	$(UV) sync --locked --python $(PYTHON) --quiet --group bench
+bench-quick: bench-deps
 	$(VENV)/bin/python -m benchmarks.run --quick
 
 docs: setup

@@ -24,7 +24,6 @@ an older declaration lacks become NULL; types are cast to the declared ones.
 
 import contextlib
 import ctypes
-import ctypes.util
 import datetime as dt
 import errno
 import fcntl
@@ -83,10 +82,8 @@ def release_free_memory() -> None:
     top of them. Best effort: glibc's malloc_trim is skipped where it does not exist.
     """
     pa.default_memory_pool().release_unused()
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
+    # The process's own symbols hold libc's: no find_library (it runs ldconfig, a subprocess).
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
     if trim is not None:
         trim(0)
 
