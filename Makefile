@@ -8,7 +8,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup test lint typecheck pytest demo dev check bench bench-deps bench-quick clean docs reliability
+.PHONY: setup test lint typecheck pytest demo dev check bench bench-deps bench-quick clean docs reliability fixtures
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -65,6 +65,20 @@ bench-quick: bench-deps
 
 docs: setup
 	$(VENV)/bin/python -m pipelines.altegio.data_dictionary > docs/data_dictionary.md
+
+# The official examples and schemas the tests read are committed copies (a clone tests on its
+# own); this refreshes them, and the contract in docs/, from the API reference checkout.
+API_REFERENCE ?= ../shared/altegio-api
+FIXTURES := tests/fixtures/altegio_api
+fixtures:
+	@if [ -d "$(API_REFERENCE)/examples" ] && [ -d "$(API_REFERENCE)/schemas" ]; then \
+		rm -rf $(FIXTURES)/examples $(FIXTURES)/schemas; \
+		cp -R "$(API_REFERENCE)/examples" "$(API_REFERENCE)/schemas" $(FIXTURES)/; \
+		cp "$(API_REFERENCE)/CONTRACT.md" docs/altegio_api_contract.md; \
+		echo "fixtures refreshed from $(API_REFERENCE) (git diff shows what changed)"; \
+	else \
+		echo "$(API_REFERENCE) not found: fixtures left as committed (make fixtures API_REFERENCE=DIR)"; \
+	fi
 
 clean:
 	rm -rf $(VENV) $(BOOT) .pytest_cache .mypy_cache .ruff_cache
