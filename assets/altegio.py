@@ -1,9 +1,10 @@
-"""One asset per warehouse table (key `altegio/<table>`), and the published warehouse marts.
+"""One asset per source (`pipelines.altegio.sources`) writing its tables (keys `altegio/<table>`),
+and the published warehouse marts.
 
 Assets only orchestrate: they ask `pipelines.load` to fetch, normalize and write, then turn the
-step's report into metadata and check results. Tables with children (a membership type's
-balance links, a promotion's rules, ...) are written by their parent's step, so each family is
-one multi-asset whose outputs are the family's tables.
+step's report into metadata and check results. A source's child tables (a membership type's
+balance links, a promotion's rules, ...) are written by its step, so each source is one
+multi-asset whose outputs are its tables. A source read by day is partitioned by day.
 """
 
 import contextlib
@@ -20,6 +21,7 @@ from assets.resources import AltegioResource, StorageResource
 from pipelines import load
 from pipelines.altegio.http import AuthError
 from pipelines.altegio.schema import TABLES
+from pipelines.altegio.sources import SOURCES, LoadShape, Source, groups_source
 from pipelines.storage.marts import MART_DOCS
 
 GROUP = "altegio"
@@ -122,8 +124,7 @@ def _results(
     days: list[date] | None = None,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     load.record_step(storage.lake(), report, context.run.run_id, started_at, days or [])
-    family = load.TABLE_FAMILIES[report.table]
-    for table in family:
+    for table in SOURCES[report.table].family:
         if context.selected_asset_keys and asset_key(table) not in context.selected_asset_keys:
             continue
         yield dg.MaterializeResult(
@@ -147,28 +148,33 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@dg.multi_asset(
-    name="chains",
-    specs=[_spec("chains", []), _spec("locations", [])],
-    check_specs=check_specs("chains"),
-    retry_policy=RETRY_POLICY,
-    can_subset=False,
-)
-def chains_asset(
-    context: dg.AssetExecutionContext, altegio: AltegioResource, storage: StorageResource
-) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """Chains the credentials can see (GET /groups), with their locations and access flags."""
-    started = _now()
-    storage.guard_source(altegio.source_identity())
-    with credentials_refusal_is_final(), altegio.open_client(storage.budget_dir) as client:
-        _, report = load.load_chains(client, storage.lake(), altegio.chain_id_list(), started)
-    yield from _results(context, report, storage, started)
+def _chains_asset(source: Source) -> dg.AssetsDefinition:
+    """The multi-asset discovering the chains: every other source is read per chain."""
+
+    @dg.multi_asset(
+        name=source.name,
+        specs=[_spec(name, []) for name in source.family],
+        check_specs=check_specs(source.name),
+        retry_policy=RETRY_POLICY,
+        can_subset=False,
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, altegio: AltegioResource, storage: StorageResource
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        started = _now()
+        storage.guard_source(altegio.source_identity())
+        with credentials_refusal_is_final(), altegio.open_client(storage.budget_dir) as client:
+            _, report = load.load_chains(client, storage.lake(), altegio.chain_id_list(), started)
+        yield from _results(context, report, storage, started)
+
+    _asset.__doc__ = source.main.description
+    return _asset
 
 
-def _table_asset(table: str, *, daily: bool) -> dg.AssetsDefinition:
-    """The multi-asset writing `table` and its child tables: a reference table refreshed as
-    of now, or (daily) a table loaded one day partition per window."""
-    family = load.TABLE_FAMILIES[table]
+def _table_asset(source: Source, chains_key: dg.AssetKey) -> dg.AssetsDefinition:
+    """The multi-asset writing a source's tables: refreshed as of now, or (a source read by
+    day) loaded one day partition per window."""
+    daily = source.shape.by_day
     partitioning: dict[str, Any] = (
         {"partitions_def": DAILY_PARTITIONS, "backfill_policy": DAILY_BACKFILL_POLICY}
         if daily
@@ -176,9 +182,9 @@ def _table_asset(table: str, *, daily: bool) -> dg.AssetsDefinition:
     )
 
     @dg.multi_asset(
-        name=table,
-        specs=[_spec(name, [asset_key("chains")]) for name in family],
-        check_specs=check_specs(table),
+        name=source.name,
+        specs=[_spec(name, [chains_key]) for name in source.family],
+        check_specs=check_specs(source.name),
         retry_policy=RETRY_POLICY,
         **partitioning,
     )
@@ -188,38 +194,27 @@ def _table_asset(table: str, *, daily: bool) -> dg.AssetsDefinition:
         started = _now()
         storage.guard_source(altegio.source_identity())
         days = [date.fromisoformat(key) for key in context.partition_keys] if daily else []
+        lake = storage.lake()
         with credentials_refusal_is_final(), altegio.open_client(storage.budget_dir) as client:
             chains = client.list_chains(chain_ids=altegio.chain_id_list())
             if daily:
-                report = load.load_daily(client, storage.lake(), chains, table, days, started)
+                report = load.load_daily(client, lake, chains, source.name, days, started)
             else:
-                report = load.load_reference(client, storage.lake(), chains, table, started)
+                report = load.load_reference(client, lake, chains, source.name, started)
         yield from _results(context, report, storage, started, days)
 
-    _asset.__doc__ = TABLES[table].description
+    _asset.__doc__ = source.main.description
     return _asset
 
 
-chains = chains_asset
-membership_types = _table_asset("membership_types", daily=False)
-certificate_types = _table_asset("certificate_types", daily=False)
-promotions = _table_asset("promotions", daily=False)
-notification_templates = _table_asset("notification_templates", daily=False)
-card_types = _table_asset("card_types", daily=False)
-memberships = _table_asset("memberships", daily=True)
-loyalty_transactions = _table_asset("loyalty_transactions", daily=True)
+def _source_asset(source: Source) -> dg.AssetsDefinition:
+    if source.shape is LoadShape.GROUPS:
+        return _chains_asset(source)
+    return _table_asset(source, asset_key(groups_source().name))
 
-TABLE_ASSETS = [
-    chains,
-    membership_types,
-    certificate_types,
-    promotions,
-    notification_templates,
-    card_types,
-    memberships,
-    loyalty_transactions,
-]
-ALL_TABLE_KEYS = [asset_key(name) for family in load.TABLE_FAMILIES.values() for name in family]
+
+TABLE_ASSETS = [_source_asset(source) for source in SOURCES.values()]
+ALL_TABLE_KEYS = [asset_key(name) for source in SOURCES.values() for name in source.family]
 
 
 @dg.multi_asset(

@@ -13,7 +13,7 @@ would fail identically for every chain.
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -25,20 +25,13 @@ import orjson
 import pyarrow as pa
 
 from pipelines.altegio.client import AltegioClient, Chain, Page
-from pipelines.altegio.endpoints import ENDPOINTS
 from pipelines.altegio.http import AccessDenied, ApiError, AuthError
 from pipelines.altegio.normalize import NormalizedBatch, normalize, normalize_groups
-from pipelines.altegio.schema import OPERATIONAL_TABLES, TABLES
+from pipelines.altegio.schema import TABLES
+from pipelines.altegio.sources import SOURCES, LoadShape, Source, groups_source
 from pipelines.storage.parquet import Lake
 
 log = logging.getLogger(__name__)
-
-# Children written together with their parent: one step owns all of them.
-TABLE_FAMILIES: dict[str, tuple[str, ...]] = {
-    name: (name, *sorted(spec.name for spec in TABLES.values() if spec.parent == name))
-    for name, spec in TABLES.items()
-    if spec.parent is None and name not in OPERATIONAL_TABLES
-}
 
 # Rows per lake write while paging through a long range: bounds memory whatever the range
 # (transactions hold up to two such buffers: one being written, one filling).
@@ -265,72 +258,40 @@ def load_chains(
     client: AltegioClient, lake: Lake, chain_ids: Sequence[int] | None, extracted_at: datetime
 ) -> tuple[list[Chain], StepReport]:
     """Discover the chains the credentials see (/groups) and write chains + locations."""
+    source = groups_source()
     accounting = _Accounting(client)
-    report = StepReport(table="chains")
+    report = StepReport(table=source.name)
     chains = client.list_chains(chain_ids=chain_ids)
     batch = normalize_groups([c.raw for c in chains], extracted_at=extracted_at)
     report.absorb(batch)
     for chain in chains:
         report.add_outcome(ChainOutcome(chain.id, ChainStatus.LOADED, rows=1, api_rows=1))
-    written = set(batch.tables["chains"]["chain_id"].to_pylist())
+    main = batch.tables[source.name]
+    written = set(main[source.entity.key].to_pylist())
     for outcome in report.chains:
         outcome.written = int(outcome.chain_id in written)
         outcome.quarantined = 1 - outcome.written
     partitions = [{"chain_id": c.id} for c in chains]
-    lake.replace_partitions("chains", batch.tables["chains"], partitions)
-    lake.replace_partitions("locations", batch.tables["locations"], partitions)
+    for name in source.family:
+        lake.replace_partitions(name, batch.tables[name], partitions)
     # A /groups record that cannot be typed has no trustworthy chain id: it is quarantined
     # under a null chain_id, so that partition belongs to this step too.
     lake.replace_partitions(
         "quarantine",
         batch.quarantine,
         [
-            {"source_table": "chains", "chain_id": chain_id, "partition_key": "all"}
+            {"source_table": source.name, "chain_id": chain_id, "partition_key": "all"}
             for chain_id in [*(c.id for c in chains), None]
         ],
     )
-    report.rows = {name: batch.tables[name].num_rows for name in ("chains", "locations")}
+    report.rows = {name: batch.tables[name].num_rows for name in source.family}
     report.quarantined = batch.quarantine.num_rows
     report.partitions_written = len(partitions)
     return chains, accounting.finish(report)
 
 
-def _reference_pages(client: AltegioClient, table: str, chain: Chain) -> Iterable[Page]:
-    if table == "membership_types":
-        return client.list_membership_types(chain.id)
-    if table == "certificate_types":
-        return client.list_certificate_types(chain.id)
-    if table == "promotions":
-        return client.list_promotions(chain)
-    if table == "notification_templates":
-        return client.list_notification_templates(chain.id)
-    if table == "card_types":
-        return client.list_card_types(chain.id)
-    raise ValueError(f"{table} is not a reference table")
-
-
-REFERENCE_TABLES = (
-    "membership_types",
-    "certificate_types",
-    "promotions",
-    "notification_templates",
-    "card_types",
-)
-
-# The endpoint whose access flag decides whether a table is asked for at all.
-TABLE_ENDPOINT = {
-    "membership_types": "membership_types",
-    "certificate_types": "certificate_types",
-    "promotions": "promotion_search",
-    "notification_templates": "notification_templates",
-    "card_types": "card_types",
-    "memberships": "memberships",
-    "loyalty_transactions": "transactions",
-}
-
-
-def _flag_skip(chain: Chain, endpoint: str) -> ChainOutcome:
-    flag = ENDPOINTS[endpoint].access_flag
+def _flag_skip(chain: Chain, source: Source) -> ChainOutcome:
+    flag = source.gate.access_flag
     return ChainOutcome(chain.id, ChainStatus.SKIPPED, f'access flag {flag} is "0"')
 
 
@@ -341,19 +302,21 @@ def load_reference(
     table: str,
     extracted_at: datetime,
 ) -> StepReport:
-    """Refresh one reference table (as of now) for every chain; one partition per chain."""
+    """Refresh one source read as of now (REFERENCE or LOCATION_SEARCH_THEN_DETAIL) for
+    every chain; one partition per chain."""
+    source = SOURCES[table]
+    if source.shape.by_day or source.shape is LoadShape.GROUPS:
+        raise ValueError(f"{table} is not read as of now; use load_daily or load_chains")
     accounting = _Accounting(client)
     report = StepReport(table=table)
-    family = TABLE_FAMILIES[table]
-    endpoint = TABLE_ENDPOINT[table]
     for chain in chains:
-        if not chain.can(endpoint):
-            report.add_outcome(_flag_skip(chain, endpoint))
+        if not chain.can(source.gate.name):
+            report.add_outcome(_flag_skip(chain, source))
             continue
         outcome = ChainOutcome(chain.id, ChainStatus.LOADED)
-        buffer = _FamilyBuffer(family)
+        buffer = _FamilyBuffer(source.family)
         try:
-            records = _records(_reference_pages(client, table, chain), outcome)
+            records = _records(client.list_source(source, chain), outcome)
         except _EXPECTED_FAILURES as exc:
             report.add_outcome(_classify_failure(chain, exc))
             continue
@@ -391,21 +354,23 @@ def load_daily(
     days: Sequence[date],
     extracted_at: datetime,
 ) -> StepReport:
-    """Load `table` (loyalty_transactions or memberships) for each chain and each day.
+    """Load a source read by day (DAILY or CREATED_WINDOW) for each chain and each day.
 
     Each (chain, day) is one lake partition, replaced whole: rerunning a day, or a lookback
     overlapping an earlier load, rewrites it and never appends. A chain fails alone: its
     partitions keep their previous state and the other chains are written. Days that have not
     ended yet in the chain's own time zone are left for a later run.
     """
-    if table not in DAILY_TABLES:
-        raise ValueError(f"{table} is not a daily table; use one of {DAILY_TABLES}")
+    source = SOURCES.get(table)
+    if source is None or not source.shape.by_day:
+        by_day = [s.name for s in SOURCES.values() if s.shape.by_day]
+        raise ValueError(f"{table} is not a daily table; use one of {by_day}")
+    loader = _DAY_LOADERS[source.shape]
     accounting = _Accounting(client)
     report = StepReport(table=table)
-    endpoint = TABLE_ENDPOINT[table]
     for chain in chains:
-        if not chain.can(endpoint):
-            report.add_outcome(_flag_skip(chain, endpoint))
+        if not chain.can(source.gate.name):
+            report.add_outcome(_flag_skip(chain, source))
             continue
         ready = completed_days(sorted(set(days)), chain.timezone, extracted_at)
         if not ready:
@@ -414,9 +379,8 @@ def load_daily(
             )
             continue
         outcome = ChainOutcome(chain.id, ChainStatus.LOADED)
-        loader = _load_transactions if table == "loyalty_transactions" else _load_memberships
         try:
-            loader(client, lake, chain, ready, extracted_at, outcome, report)
+            loader(client, lake, source, chain, ready, extracted_at, outcome, report)
         except _EXPECTED_FAILURES as exc:
             report.add_outcome(_classify_failure(chain, exc))
             continue
@@ -429,33 +393,31 @@ def load_daily(
     return accounting.finish(report)
 
 
-DAILY_TABLES = ("loyalty_transactions", "memberships")
-
-
-def _load_transactions(
+def _load_days(
     client: AltegioClient,
     lake: Lake,
+    source: Source,
     chain: Chain,
     days: Sequence[date],
     extracted_at: datetime,
     outcome: ChainOutcome,
     report: StepReport,
 ) -> None:
-    """One window per day (transactions carry no timestamp); days fetched in parallel.
+    """DAILY: one window per day (the records carry no timestamp); days fetched in parallel.
 
     Lake writes run behind: while one flush of FLUSH_ROWS rows is encoded and written on a
     background thread, the next days are fetched and normalized (at most one flush in flight,
     so memory stays bounded). A failed write fails the chain like a failed fetch; days already
     flushed keep their new partitions, the rest their old ones, each partition whole.
     """
-    table = "loyalty_transactions"
-    family = TABLE_FAMILIES[table]
+    table = source.name
+    family = source.family
     buffer = _FamilyBuffer(family)
     pending: list[date] = []
     flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-flush")
     in_flight: Future[None] | None = None
     try:
-        for day, pages in client.fetch_transaction_days(chain.id, days):
+        for day, pages in client.fetch_days(source, chain.id, days):
             batch = normalize(
                 table,
                 _records(pages, outcome),
@@ -481,18 +443,19 @@ def _load_transactions(
         flusher.shutdown(wait=True)
 
 
-def _load_memberships(
+def _load_created_window(
     client: AltegioClient,
     lake: Lake,
+    source: Source,
     chain: Chain,
     days: Sequence[date],
     extracted_at: datetime,
     outcome: ChainOutcome,
     report: StepReport,
 ) -> None:
-    """One created-date window over all the days (memberships carry their creation time),
-    split into day partitions: far fewer requests than a window per day."""
-    table = "memberships"
+    """CREATED_WINDOW: one creation-time window over all the days (the records carry their
+    creation time), split into day partitions: far fewer requests than a window per day."""
+    table = source.name
     tz = ZoneInfo(chain.timezone)
     start = datetime.combine(days[0], datetime.min.time(), tzinfo=tz)
     # Both bounds are inclusive on the sandbox and undocumented on the real API: end on the
@@ -500,7 +463,7 @@ def _load_memberships(
     end = datetime.combine(days[-1], datetime.min.time(), tzinfo=tz) + timedelta(
         days=1, microseconds=-1
     )
-    records = _records(client.list_memberships(chain.id, start, end), outcome)
+    records = _records(client.list_created(source, chain.id, start, end), outcome)
     batch = normalize(
         table,
         records,
@@ -510,10 +473,29 @@ def _load_memberships(
         window_days=days,
     )
     report.absorb(_normalized(batch, table, outcome))
-    buffer = _FamilyBuffer(TABLE_FAMILIES[table])
+    buffer = _FamilyBuffer(source.family)
     buffer.add(batch)
     label = f"{days[0].isoformat()}..{days[-1].isoformat()}"
     _write_days(buffer, lake, table, chain, days, report, extra_quarantine_keys=[label])
+
+
+_DayLoader = Callable[
+    [
+        AltegioClient,
+        Lake,
+        Source,
+        Chain,
+        Sequence[date],
+        datetime,
+        ChainOutcome,
+        StepReport,
+    ],
+    None,
+]
+_DAY_LOADERS: dict[LoadShape, _DayLoader] = {
+    LoadShape.DAILY: _load_days,
+    LoadShape.CREATED_WINDOW: _load_created_window,
+}
 
 
 def _write_days(
@@ -527,7 +509,7 @@ def _write_days(
 ) -> None:
     if not days:
         return
-    partition_column = TABLES[table].partition_by[-1]
+    partition_column = SOURCES[table].main.partition_by[-1]
     keys = [day.isoformat() for day in days] + list(extra_quarantine_keys)
     buffer.write(
         lake,

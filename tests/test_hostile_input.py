@@ -79,7 +79,7 @@ def test_a_non_json_content_type_is_named_in_the_error(tmp_path):
 @pytest.mark.parametrize("bad", ["1/../../admin", "1 OR 1=1", 1.5, True, None])
 def test_path_ids_must_be_ints_never_text(bad):
     with pytest.raises(TypeError, match="must be an int"):
-        ep.PROMOTION.format_path(chain_id=bad, program_id=1)
+        ep.ENDPOINTS["promotion"].format_path(chain_id=bad, program_id=1)
 
 
 def test_a_401_is_not_retried_forever_and_names_the_variable(tmp_path):

@@ -1,13 +1,17 @@
-"""The Altegio B2B v1 endpoints this extract reads, declared once.
+"""How an Altegio B2B v1 endpoint is described: paging, totals, envelope, parameters.
 
-Both the client (to build requests and read pages) and the sandbox (to serve them the same
-way the real API does) read this table, so a paging or envelope quirk is written down in
-exactly one place. Facts and their confidence come from ../shared/altegio-api/CONTRACT.md;
-the section is named next to each entry.
+Each read endpoint is declared in its source module (`pipelines.altegio.sources`); `ENDPOINTS`
+collects them. Both the client (to build requests and read pages) and the sandbox (to serve
+them the same way the real API does) read these declarations, so a paging or envelope quirk is
+written down in exactly one place. Facts and their confidence come from the API contract,
+docs/altegio_api_contract.md (sections named as §n).
 """
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
+
+from pipelines.altegio.registry import Registry
 
 
 class Paging(StrEnum):
@@ -59,23 +63,16 @@ class ArrayEncoding(StrEnum):
     BRACKETS = "brackets"  # types[]=1&types[]=2  (Altegio's own client, PHP style)
 
 
-class Scope(StrEnum):
-    GLOBAL = "global"
-    CHAIN = "chain"  # path has {chain_id}
-    LOCATION = "location"  # path has {location_id}
-
-
 @dataclass(frozen=True)
 class Endpoint:
-    """One GET (or the auth POST) of the API, with its paging and envelope conventions."""
+    """One request of the API with its paging and envelope conventions (GET unless `method`)."""
 
     name: str
-    method: str
     path: str  # relative to the base URL (which ends in /api/v1), with {placeholders}
-    scope: Scope
-    paging: Paging
-    total: TotalIn
-    envelope: Envelope
+    paging: Paging = Paging.NONE
+    total: TotalIn = TotalIn.NONE
+    envelope: Envelope = Envelope.STANDARD
+    method: str = "GET"
     # Documented maximum page size, or None when the contract documents none.
     max_page_size: int | None = None
     # Documented server default page size (what is served when no size is asked for).
@@ -85,12 +82,16 @@ class Endpoint:
     request_page_size: int | None = None
     # The /groups access flag that gates this endpoint; "0" means a 403 is certain.
     access_flag: str | None = None
-    required_params: tuple[str, ...] = ()
+    # Query parameters that carry a list (their encoding is a setting, CONTRACT §1.5).
     array_params: tuple[str, ...] = ()
-    success_status: int = 200
-    contract_section: str = ""
-    notes: str = ""
-    path_params: tuple[str, ...] = field(default=())
+    # The (from, to) query parameters of the endpoint's time-window filter, both inclusive.
+    window_params: tuple[str, str] | None = None
+    # The query parameter that selects records by id (a re-read), if the endpoint has one.
+    ids_param: str | None = None
+    # Query parameters sent on every request (e.g. the detail blocks to include).
+    fixed_params: tuple[tuple[str, str], ...] = ()
+    # Where a record's id is: page-boundary repeats are recognised by it.
+    record_id: tuple[str, ...] = ("id",)
 
     def format_path(self, **params: int) -> str:
         """The concrete path; every placeholder value must be an int (never raw text)."""
@@ -104,173 +105,19 @@ class Endpoint:
 # stays a few hundred kilobytes. The server may serve fewer; the client learns how many.
 UNDOCUMENTED_REQUEST_PAGE_SIZE = 1000
 
-AUTH = Endpoint(
-    name="auth",
-    method="POST",
-    path="/auth",
-    scope=Scope.GLOBAL,
-    paging=Paging.NONE,
-    total=TotalIn.NONE,
-    envelope=Envelope.STANDARD,
-    success_status=201,
-    contract_section="§4.1",
-)
+# §4.1: the one write every run may make (a login exchanged for a user token); 201 on success.
+AUTH = Endpoint(name="auth", method="POST", path="/auth")
 
-GROUPS = Endpoint(
-    name="groups",
-    method="GET",
-    path="/groups",
-    scope=Scope.GLOBAL,
-    paging=Paging.NONE,
-    total=TotalIn.NONE,
-    envelope=Envelope.STANDARD,
-    contract_section="§5.1",
-    notes="meta is [] or absent; access flags are the strings '1'/'0'",
-)
 
-MEMBERSHIP_TYPES = Endpoint(
-    name="membership_types",
-    method="GET",
-    path="/chain/{chain_id}/loyalty/abonement_types",
-    scope=Scope.CHAIN,
-    paging=Paging.PAGE_LIMIT,
-    total=TotalIn.TOTAL_COUNT,
-    envelope=Envelope.STANDARD,
-    request_page_size=UNDOCUMENTED_REQUEST_PAGE_SIZE,
-    access_flag="loyalty_abonement_types_access",
-    path_params=("chain_id",),
-    contract_section="§5.3.1",
-)
+def _declared_endpoints() -> dict[str, Endpoint]:
+    from pipelines.altegio.sources import SOURCES
 
-MEMBERSHIPS = Endpoint(
-    name="memberships",
-    method="GET",
-    path="/chain/{chain_id}/loyalty/abonements",
-    scope=Scope.CHAIN,
-    paging=Paging.PAGE_COUNT,
-    total=TotalIn.PAGE_COUNT,
-    envelope=Envelope.MAYBE_ARRAY_WRAPPED,
-    default_page_size=25,
-    request_page_size=UNDOCUMENTED_REQUEST_PAGE_SIZE,
-    access_flag="loyalty_access",
-    # Either created_after+created_before or abonements_ids; neither -> 400.
-    array_params=("abonements_ids",),
-    path_params=("chain_id",),
-    contract_section="§5.4.1",
-)
+    declared = [endpoint for source in SOURCES.values() for endpoint in source.endpoints]
+    return {endpoint.name: endpoint for endpoint in (AUTH, *declared)}
 
-CERTIFICATE_TYPES = Endpoint(
-    name="certificate_types",
-    method="GET",
-    path="/chain/{chain_id}/loyalty/certificate_types",
-    scope=Scope.CHAIN,
-    paging=Paging.PAGE_PAGE_SIZE,
-    total=TotalIn.TOTAL_COUNT,
-    envelope=Envelope.STANDARD,
-    max_page_size=100,
-    default_page_size=10,
-    request_page_size=100,
-    access_flag="loyalty_certificate_types_access",
-    path_params=("chain_id",),
-    contract_section="§5.5.1",
-)
 
-TRANSACTIONS = Endpoint(
-    name="transactions",
-    method="GET",
-    path="/chain/{chain_id}/loyalty/transactions",
-    scope=Scope.CHAIN,
-    paging=Paging.PAGE_COUNT,
-    total=TotalIn.PAGE_COUNT,
-    envelope=Envelope.STANDARD,
-    default_page_size=25,
-    request_page_size=UNDOCUMENTED_REQUEST_PAGE_SIZE,
-    access_flag="loyalty_access",
-    required_params=("created_after", "created_before"),
-    array_params=("types", "company_ids", "visit_ids"),
-    path_params=("chain_id",),
-    contract_section="§5.7",
-    notes="dates are Y-m-d, both bounds inclusive calendar days; 422 without them",
-)
-
-NOTIFICATION_TEMPLATES = Endpoint(
-    name="notification_templates",
-    method="GET",
-    path="/chain/{chain_id}/loyalty/notification_message_templates/programs",
-    scope=Scope.CHAIN,
-    paging=Paging.NONE,
-    total=TotalIn.NONE,
-    envelope=Envelope.BARE_ARRAY,
-    access_flag="loyalty_access",
-    path_params=("chain_id",),
-    contract_section="§5.8",
-)
-
-CARD_TYPES = Endpoint(
-    name="card_types",
-    method="GET",
-    path="/chain/{chain_id}/loyalty/card_types",
-    scope=Scope.CHAIN,
-    paging=Paging.NONE,
-    total=TotalIn.NONE,
-    envelope=Envelope.BARE_ARRAY,
-    access_flag="loyalty_access",
-    path_params=("chain_id",),
-    contract_section="§5.9",
-)
-
-PROMOTION_SEARCH = Endpoint(
-    name="promotion_search",
-    method="GET",
-    path="/company/{location_id}/loyalty/programs/search",
-    scope=Scope.LOCATION,
-    paging=Paging.NONE,
-    total=TotalIn.PAGE_COUNT,
-    envelope=Envelope.STANDARD,
-    access_flag="loyalty_programs_access",
-    path_params=("location_id",),
-    contract_section="§5.6",
-    notes="the only way to list promotions; the same promotion appears at several locations",
-)
-
-PROMOTION = Endpoint(
-    name="promotion",
-    method="GET",
-    path="/chain/{chain_id}/loyalty/programs/{program_id}",
-    scope=Scope.CHAIN,
-    paging=Paging.NONE,
-    total=TotalIn.NONE,
-    envelope=Envelope.BARE_OBJECT,
-    access_flag="loyalty_programs_access",
-    path_params=("chain_id", "program_id"),
-    contract_section="§5.6",
-    notes="include= applicable_items, rules, companies, loyalty_card_types, *_template",
-)
-
-PROMOTION_INCLUDES = (
-    "rules",
-    "applicable_items",
-    "companies",
-    "loyalty_card_types",
-    "on_changed_notification_template",
-    "on_expiration_notification_template",
-)
-
-ENDPOINTS: dict[str, Endpoint] = {
-    e.name: e
-    for e in (
-        AUTH,
-        GROUPS,
-        MEMBERSHIP_TYPES,
-        MEMBERSHIPS,
-        CERTIFICATE_TYPES,
-        TRANSACTIONS,
-        NOTIFICATION_TEMPLATES,
-        CARD_TYPES,
-        PROMOTION_SEARCH,
-        PROMOTION,
-    )
-}
+ENDPOINTS: Mapping[str, Endpoint] = Registry(_declared_endpoints)
+"""Every endpoint by name: AUTH plus each source's read endpoints (pipelines.altegio.sources)."""
 
 ACCEPT_HEADER = "application/vnd.api.v2+json"
 DEFAULT_BASE_URL = "https://api.alteg.io/api/v1"

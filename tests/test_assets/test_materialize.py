@@ -101,14 +101,14 @@ def test_a_failing_chain_leaves_the_others_loaded_and_the_check_reports_it(
     sandbox, tmp_path, monkeypatch
 ):
     broken = sandbox.dataset.chain_ids()[1]
-    original = AltegioClient.list_transactions
+    original = AltegioClient.list_day
 
-    def flaky(self: AltegioClient, chain_id: int, day: date, *args: Any, **kwargs: Any) -> Any:
+    def flaky(self: AltegioClient, source: Any, chain_id: int, *args: Any, **kwargs: Any) -> Any:
         if chain_id == broken:
             raise ServerError("502 after every retry", status=502)
-        return original(self, chain_id, day, *args, **kwargs)
+        return original(self, source, chain_id, *args, **kwargs)
 
-    monkeypatch.setattr(AltegioClient, "list_transactions", flaky)
+    monkeypatch.setattr(AltegioClient, "list_day", flaky)
     result = materialize_day(sandbox, tmp_path)
     failed_check = checks(result)[("altegio/loyalty_transactions", "all_chains_loaded")]
     assert not failed_check.passed

@@ -25,6 +25,7 @@ from pipelines.altegio.client import (
     NotFound,
     Page,
 )
+from pipelines.altegio.sources.promotions import INCLUDES
 
 BASE = "https://api.example.test/api/v1"
 PARTNER = "PARTNER-SECRET-abc123"
@@ -78,13 +79,13 @@ class FakeApi:
                 return httpx.Response(
                     code, content=orjson.dumps({"success": False, "meta": {"message": "Nope."}})
                 )
-        if endpoint is ep.GROUPS:
+        if endpoint is ep.ENDPOINTS["groups"]:
             return ok(self.groups)
-        if endpoint is ep.PROMOTION_SEARCH:
+        if endpoint is ep.ENDPOINTS["promotion_search"]:
             loc = int(path.split("/")[2])
             found = self.search.get(loc, [])
             return ok(found, {"count": len(found)})
-        if endpoint is ep.PROMOTION:
+        if endpoint is ep.ENDPOINTS["promotion"]:
             pid = int(path.rsplit("/", 1)[1])
             return httpx.Response(
                 200, content=orjson.dumps({"id": pid, "include": request.url.params["include"]})
@@ -339,7 +340,7 @@ def test_promotions_search_each_location_dedup_then_detail_with_includes(
     chain = client.list_chains()[0]
     got = collect(client.list_promotions(chain))
     assert ids(got) == [7, 8, 9]
-    assert got[0]["include"] == ",".join(ep.PROMOTION_INCLUDES)
+    assert got[0]["include"] == ",".join(INCLUDES)
     assert len(api.requests) == 1 + 2 + 3
 
 

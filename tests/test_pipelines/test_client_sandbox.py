@@ -384,15 +384,22 @@ def test_401_403_404_422_surface_as_typed_errors(tmp_path: Path) -> None:
             c = chains[0].id
             with pytest.raises(NotFound) as nf:
                 session.call(
-                    ep.PROMOTION, ep.PROMOTION.format_path(chain_id=c, program_id=1), chain_id=c
+                    ep.ENDPOINTS["promotion"],
+                    ep.ENDPOINTS["promotion"].format_path(chain_id=c, program_id=1),
+                    chain_id=c,
                 )
             assert nf.value.status == 404
             with pytest.raises(ValidationError) as ve:
-                session.call(ep.TRANSACTIONS, ep.TRANSACTIONS.format_path(chain_id=c))
+                session.call(
+                    ep.ENDPOINTS["transactions"],
+                    ep.ENDPOINTS["transactions"].format_path(chain_id=c),
+                )
             assert ve.value.status == 422 and "created_after" in ve.value.errors
             assert ve.value.message
             with pytest.raises(ValidationError) as mv:
-                session.call(ep.MEMBERSHIPS, ep.MEMBERSHIPS.format_path(chain_id=c))
+                session.call(
+                    ep.ENDPOINTS["memberships"], ep.ENDPOINTS["memberships"].format_path(chain_id=c)
+                )
             assert mv.value.status == 400 and mv.value.message
 
 

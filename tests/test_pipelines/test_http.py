@@ -90,8 +90,8 @@ def make_session(
     )
 
 
-GROUPS = ep.GROUPS
-TX = ep.TRANSACTIONS
+GROUPS = ep.ENDPOINTS["groups"]
+TX = ep.ENDPOINTS["transactions"]
 
 
 # --------------------------------------------------------------------------- credentials/URLs

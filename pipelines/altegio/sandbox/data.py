@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from pipelines.altegio.endpoints import ENDPOINTS
 from pipelines.altegio.sandbox.config import SandboxConfig
+from pipelines.altegio.sources.chains import ACCESS_FLAGS
 
 Record = dict[str, Any]
 
@@ -122,24 +123,6 @@ MESSAGE_TYPES = (  # E18
     "loyalty_discount_changed",
     "loyalty_cashback_changed",
     "loyalty_settings_abonement_notification",
-)
-ACCESS_FLAGS = (
-    "settings_access",
-    "clients_access",
-    "deposits_access",
-    "deposit_types_access",
-    "users_access",
-    "loyalty_access",
-    "loyalty_abonement_types_access",
-    "loyalty_abonement_balance_edit_access",
-    "loyalty_abonement_period_edit_access",
-    "loyalty_abonement_history_access",
-    "loyalty_cards_manual_transactions_access",
-    "loyalty_certificate_types_access",
-    "loyalty_programs_access",
-    "network_services_access",
-    "analytics_access",
-    "chain_services_access",
 )
 # The flag set of the official /groups example (the other flags are simply absent).
 EXAMPLE_ACCESS_FLAGS = (

@@ -1,9 +1,10 @@
 """A loopback HTTP server that behaves like the Altegio B2B v1 API for the loyalty extract.
 
-Paths, paging styles, envelopes and access flags come from `pipelines.altegio.endpoints`; the
-data comes from `SandboxDataset`; misbehaviour comes from `Faults`. Transactions pages are
-assembled from per-(chain, day) pre-rendered JSON fragments so the sandbox is never the
-bottleneck of a benchmark.
+Paths, paging styles, envelopes and access flags come from the endpoint declarations, and
+which handler serves an endpoint with which of `SandboxDataset`'s records from its source's
+`Served` declaration (`pipelines.altegio.sources`); misbehaviour comes from `Faults`.
+Transactions pages are assembled from per-(chain, day) pre-rendered JSON fragments so the
+sandbox is never the bottleneck of a benchmark.
 """
 
 import contextlib
@@ -26,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from pipelines.altegio.endpoints import ACCEPT_HEADER, ENDPOINTS, Endpoint, TotalIn
+from pipelines.altegio.endpoints import ACCEPT_HEADER, AUTH, ENDPOINTS, Endpoint, TotalIn
 from pipelines.altegio.sandbox.config import Faults, SandboxConfig
 from pipelines.altegio.sandbox.data import (
     TRANSACTION_TYPES,
@@ -36,6 +37,7 @@ from pipelines.altegio.sandbox.data import (
     parse_timestamp,
     promotion_view,
 )
+from pipelines.altegio.sources import SOURCES, ListFilter, Match, Served, Serving
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +102,10 @@ def _envelope(data: bytes, meta: Any) -> bytes:
 
 def _array(fragments: list[bytes]) -> bytes:
     return b"[" + b",".join(fragments) + b"]"
+
+
+# An endpoint's answer: (endpoint, what it serves, chain id, path parameters, query).
+_Answer = Callable[[Endpoint, Served, int, dict[str, int], dict[str, list[str]]], Response]
 
 
 @dataclass(frozen=True)
@@ -214,6 +220,16 @@ class SandboxServer:
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         self._access = {g["id"]: g["access"] for g in self.dataset.groups()}
+        # What each endpoint serves comes from its source's declaration.
+        self._served = {s.endpoint: s for src in SOURCES.values() for s in src.served}
+        self._answers: dict[Serving, _Answer] = {
+            Serving.PAGED_LIST: self._paged_list,
+            Serving.BARE_LIST: self._bare_list,
+            Serving.TRANSACTIONS: self._transactions,
+            Serving.MEMBERSHIPS: self._memberships,
+            Serving.PROMOTION_SEARCH: self._promotion_search,
+            Serving.PROMOTION: self._promotion,
+        }
         self._expected_auth = (
             f"Bearer {self.credentials.partner_token}, User {self.credentials.user_token}"
         )
@@ -381,10 +397,11 @@ class SandboxServer:
         headers: dict[str, str],
         body: bytes,
     ) -> Response:
-        if endpoint.name == "auth":
+        if endpoint.name == AUTH.name:
             return self._auth(headers, body)
         self._check_headers(headers, self._expected_auth)
-        if endpoint.name == "groups":
+        served = self._served[endpoint.name]
+        if served.serving is Serving.GROUPS:
             data = [self._quirk(endpoint.name, g) for g in self.dataset.groups()]
             return Response(200, _envelope(orjson.dumps(data), []), rows=len(data))
         if "location_id" in params:
@@ -394,17 +411,8 @@ class SandboxServer:
         else:
             chain_id = params["chain_id"]
         self._check_access(endpoint, chain_id)
-        handler: Callable[[Endpoint, int, dict[str, int], dict[str, list[str]]], Response] = {
-            "membership_types": self._membership_types,
-            "memberships": self._memberships,
-            "certificate_types": self._certificate_types,
-            "transactions": self._transactions,
-            "notification_templates": self._bare_list,
-            "card_types": self._bare_list,
-            "promotion_search": self._promotion_search,
-            "promotion": self._promotion,
-        }[endpoint.name]
-        return handler(endpoint, chain_id, params, query)
+        answer = self._answers[served.serving]
+        return answer(endpoint, served, chain_id, params, query)
 
     def _auth(self, headers: dict[str, str], body: bytes) -> Response:
         self._check_headers(headers, f"Bearer {self.credentials.partner_token}")
@@ -501,40 +509,45 @@ class SandboxServer:
 
     # ---------------------------------------------------------------- endpoints
 
-    def _membership_types(
-        self, endpoint: Endpoint, chain_id: int, _: dict[str, int], query: dict[str, list[str]]
-    ) -> Response:
-        rows = self.dataset.membership_types(chain_id)
-        title = _first(query, "title")
-        if title:
-            rows = [r for r in rows if title.lower() in r["title"].lower()]
-        archived = _first(query, "is_archived")
-        if archived in ("0", "1"):
-            rows = [r for r in rows if r["is_archived"] == (archived == "1")]
-        return self._paged(endpoint, rows, query)
+    def _rows(self, served: Served, chain_id: int) -> list[Record]:
+        if served.rows is None:
+            raise ValueError(f"{served.endpoint}: a list style needs the dataset method (rows)")
+        rows: list[Record] = getattr(self.dataset, served.rows)(chain_id)
+        return rows
 
-    def _certificate_types(
-        self, endpoint: Endpoint, chain_id: int, _: dict[str, int], query: dict[str, list[str]]
+    def _paged_list(
+        self,
+        endpoint: Endpoint,
+        served: Served,
+        chain_id: int,
+        _: dict[str, int],
+        query: dict[str, list[str]],
     ) -> Response:
-        rows = self.dataset.certificate_types(chain_id)
-        title = _first(query, "title")
-        if title:
-            rows = [r for r in rows if title.lower() in r["title"].lower()]
+        rows = self._rows(served, chain_id)
+        for list_filter in served.filters:
+            value = _first(query, list_filter.param)
+            if value:
+                rows = [r for r in rows if _matches(r, list_filter, value)]
         return self._paged(endpoint, rows, query)
 
     def _bare_list(
-        self, endpoint: Endpoint, chain_id: int, _: dict[str, int], __: dict[str, list[str]]
+        self,
+        endpoint: Endpoint,
+        served: Served,
+        chain_id: int,
+        _: dict[str, int],
+        __: dict[str, list[str]],
     ) -> Response:
-        rows = (
-            self.dataset.card_types(chain_id)
-            if endpoint.name == "card_types"
-            else self.dataset.notification_templates(chain_id)
-        )
-        data = [self._quirk(endpoint.name, r) for r in rows]
+        data = [self._quirk(endpoint.name, r) for r in self._rows(served, chain_id)]
         return Response(200, orjson.dumps(data), rows=len(data))
 
     def _promotion(
-        self, endpoint: Endpoint, chain_id: int, params: dict[str, int], query: dict[str, list[str]]
+        self,
+        endpoint: Endpoint,
+        _: Served,
+        chain_id: int,
+        params: dict[str, int],
+        query: dict[str, list[str]],
     ) -> Response:
         promo = self.dataset.promotion(chain_id, params["program_id"])
         if promo is None:
@@ -544,7 +557,12 @@ class SandboxServer:
         return Response(200, orjson.dumps(view), rows=1)
 
     def _promotion_search(
-        self, endpoint: Endpoint, chain_id: int, params: dict[str, int], query: dict[str, list[str]]
+        self,
+        endpoint: Endpoint,
+        _: Served,
+        chain_id: int,
+        params: dict[str, int],
+        query: dict[str, list[str]],
     ) -> Response:
         rows = self.dataset.promotion_search(params["location_id"])
         wanted_type = _first(query, "type")
@@ -566,7 +584,12 @@ class SandboxServer:
         return Response(200, _envelope(orjson.dumps(data), {"count": len(data)}), rows=len(data))
 
     def _memberships(
-        self, endpoint: Endpoint, chain_id: int, _: dict[str, int], query: dict[str, list[str]]
+        self,
+        endpoint: Endpoint,
+        _: Served,
+        chain_id: int,
+        __: dict[str, int],
+        query: dict[str, list[str]],
     ) -> Response:
         wrap = self.faults.wrap_memberships
         try:
@@ -607,11 +630,17 @@ class SandboxServer:
         return _HttpError(_json(400, [{"success": False, "meta": meta}]))
 
     def _transactions(
-        self, endpoint: Endpoint, chain_id: int, _: dict[str, int], query: dict[str, list[str]]
+        self,
+        endpoint: Endpoint,
+        _: Served,
+        chain_id: int,
+        __: dict[str, int],
+        query: dict[str, list[str]],
     ) -> Response:
         errors: dict[str, list[str]] = {}
         days: list[date] = []
-        for name in endpoint.required_params:
+        # Both window bounds are required here (422 without them, CONTRACT §5.7).
+        for name in endpoint.window_params or ():
             text = _first(query, name)
             label = name.replace("_", " ")
             if not text:
@@ -719,37 +748,53 @@ class SandboxServer:
         f = self.faults
         if not (f.unknown_enum_every or f.extra_fields or f.numeric_strings):
             return record
+        served = self._served[endpoint]
         out = copy.deepcopy(record)
-        rid = record.get("id")
+        rid = _dig(record, ENDPOINTS[endpoint].record_id)
         if f.unknown_enum_every and isinstance(rid, int) and rid % f.unknown_enum_every == 0:
-            _inject_unknown_enum(endpoint, out)
+            for path, value in served.unknown_codes:
+                _put(out, path, copy.deepcopy(value))
         if f.extra_fields:
             out["external_id"] = f"ext-{rid}"
             out["sync_revision"] = 3
-            if endpoint == "transactions":
-                out["client_id"] = (rid or 0) % 900_000 + 100_000
+            for name in served.undocumented_ids:
+                out[name] = (rid or 0) % 900_000 + 100_000
         if f.numeric_strings:
             out = _stringify(out)
         return out
 
 
-def _inject_unknown_enum(endpoint: str, record: Record) -> None:
-    if endpoint == "transactions":
-        record["type_id"] = 99
-        record["type"] = {"id": 99, "title": "Unknown operation"}
-        record["item_type_id"] = 3
-    elif endpoint == "memberships":
-        record["status"] = {**record["status"], "id": 9, "slug": "suspended", "title": "Suspended"}
-    elif endpoint == "membership_types":
-        record["expiration_type_id"] = 7
-        record["balance_edit_type_id"] = 5
-    elif endpoint == "certificate_types":
-        record["item_type_id"] = 8
-        record["item_type"] = {"id": 8, "title": "Unknown item type"}
-    elif endpoint == "notification_templates":
-        record["message_type"] = "loyalty_new_message_kind"
-    elif endpoint in ("promotion", "promotion_search"):
-        record["type"] = "cashback_mystery"
+def _dig(record: Record, path: tuple[str, ...]) -> Any:
+    value: Any = record
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _put(record: Record, path: tuple[str, ...], value: Any) -> None:
+    """Set the field at `path` (its parent objects exist in every served record)."""
+    target = record
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+
+
+def _matches(record: Record, list_filter: ListFilter, value: str) -> bool:
+    """Whether a record passes one list filter of the sandbox (see sources.base.Match)."""
+    field = _dig(record, list_filter.field)
+    if list_filter.match is Match.CONTAINS:
+        return isinstance(field, str) and value.lower() in field.lower()
+    if list_filter.match is Match.FLAG:
+        return value not in ("0", "1") or bool(field) == (value == "1")
+    try:
+        bound = float(value)
+    except ValueError:
+        return True  # an unreadable bound filters nothing
+    if not isinstance(field, int | float):
+        return False
+    return field >= bound if list_filter.match is Match.AT_LEAST else field <= bound
 
 
 def _stringify(value: Any, key: str = "") -> Any:
