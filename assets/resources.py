@@ -12,13 +12,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 import dagster as dg
 
 from pipelines.altegio.client import AltegioClient, ClientSettings, Credentials
 from pipelines.altegio.endpoints import DEFAULT_BASE_URL
+from pipelines.altegio.enums import dimension_tables
+from pipelines.altegio.schema import TABLES
 from pipelines.storage.parquet import Lake
 from pipelines.storage.warehouse import Warehouse
 
@@ -83,6 +85,13 @@ def _process_sandbox() -> Any:
             server.start()
             _sandbox_server = server
         return _sandbox_server
+
+
+class _Tuning(TypedDict, total=False):
+    """The client settings the tuning fields may set (seconds)."""
+
+    read_timeout_s: float
+    backoff_base_s: float
 
 
 class AltegioResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -162,8 +171,8 @@ class AltegioResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             **self._tuning(),
         )
 
-    def _tuning(self) -> dict[str, float]:
-        tuning: dict[str, float] = {}
+    def _tuning(self) -> _Tuning:
+        tuning: _Tuning = {}
         for name in ("read_timeout_s", "backoff_base_s"):
             text = str(getattr(self, name)).strip()
             if not text:
@@ -213,10 +222,12 @@ class StorageResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         return Path(self.data_dir)
 
     def lake(self) -> Lake:
-        return Lake(self.root / "parquet")
+        """The lake of this data directory, holding every declared table."""
+        return Lake(self.root / "parquet", TABLES)
 
     def warehouse(self) -> Warehouse:
-        return Warehouse(self.root)
+        """The warehouse of this data directory, published with the enum dimension tables."""
+        return Warehouse(self.root, dimensions=dimension_tables)
 
     @property
     def budget_dir(self) -> Path:

@@ -6,7 +6,6 @@ and a chain whose access flag is "0" are skipped, listed in the summary, the loa
 
 import io
 import os
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -18,25 +17,15 @@ from assets import cli
 from pipelines.altegio.http import AuthError
 from pipelines.altegio.sandbox import Faults, SandboxConfig, SandboxServer, serve
 from pipelines.storage.warehouse import WAREHOUSE_FILE, quote_identifier
+from reliability.common import altegio_overrides
 
 START, END = date(2026, 1, 1), date(2026, 1, 3)
-CONFIG = SandboxConfig(
+SANDBOX_CONFIG = SandboxConfig(
     seed=21, chains=3, locations_per_chain=2, start=START, end=END, transactions_per_day=15
 )
 RUN_TIME_COLUMNS = {"_extracted_at", "quarantined_at"}
 RUN_TIME_TABLES = {"altegio.load_steps", "altegio._publish"}
 CERTIFICATE_FLAG = "loyalty_certificate_types_access"
-
-
-def overrides(server: SandboxServer, **changes: str) -> dict[str, str]:
-    creds = server.credentials
-    return {
-        "base_url": server.base_url,
-        "partner_token": creds.partner_token,
-        "user_token": creds.user_token,
-        "rate_limit": "unlimited",
-        **changes,
-    }
 
 
 def statuses(server: SandboxServer) -> dict[str, int]:
@@ -48,21 +37,17 @@ def statuses(server: SandboxServer) -> dict[str, int]:
     return out
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[SandboxServer]:
-    with serve(CONFIG) as running:
-        yield running
-
-
 @pytest.fixture
-def fresh(server: SandboxServer) -> SandboxServer:
-    server.reset_stats()
-    return server
+def fresh(sandbox: SandboxServer) -> SandboxServer:
+    sandbox.reset_stats()
+    return sandbox
 
 
 def test_a_wrong_user_token_stops_the_load_with_one_message_and_one_401(fresh, tmp_path):
     with pytest.raises(AuthError) as raised:
-        cli.run_load(START, END, str(tmp_path), altegio_overrides=overrides(fresh, user_token="x"))
+        cli.run_load(
+            START, END, str(tmp_path), altegio_overrides=altegio_overrides(fresh, user_token="x")
+        )
     assert "ALTEGIO_USER_TOKEN" in str(raised.value)
     assert statuses(fresh) == {"401": 1}
     assert not (tmp_path / WAREHOUSE_FILE).exists()
@@ -75,7 +60,7 @@ def test_a_wrong_password_stops_the_load_naming_login_and_password(fresh, tmp_pa
             START,
             END,
             str(tmp_path),
-            altegio_overrides=overrides(
+            altegio_overrides=altegio_overrides(
                 fresh, user_token="", login=fresh.credentials.login, password="wrong"
             ),
         )
@@ -90,7 +75,7 @@ def test_an_expired_user_token_with_login_configured_relogs_once_per_client(fres
         START,
         END,
         str(tmp_path),
-        altegio_overrides=overrides(
+        altegio_overrides=altegio_overrides(
             fresh,
             user_token="expired",
             login=fresh.credentials.login,
@@ -162,21 +147,21 @@ def chain_rows(data_dir: Path) -> dict[str, dict[int, list[str]]]:
 def test_a_403_chain_and_an_access_flag_0_are_skipped_reported_and_the_rest_is_complete(
     tmp_path,
 ):
-    with serve(CONFIG) as clean_server:
+    with serve(SANDBOX_CONFIG) as clean_server:
         ids = [group["id"] for group in clean_server.dataset.groups()]
         clean = cli.run_load(
-            START, END, str(tmp_path / "clean"), altegio_overrides=overrides(clean_server)
+            START, END, str(tmp_path / "clean"), altegio_overrides=altegio_overrides(clean_server)
         )
     assert clean.exit_code == 0 and not clean.skipped, clean
     forbidden, flagged = ids[1], ids[0]
     limited = replace(
-        CONFIG,
+        SANDBOX_CONFIG,
         faults=Faults(forbidden_chain=1),
         access_overrides={0: {CERTIFICATE_FLAG: "0"}},
     )
     with serve(limited) as server:
         summary = cli.run_load(
-            START, END, str(tmp_path / "limited"), altegio_overrides=overrides(server)
+            START, END, str(tmp_path / "limited"), altegio_overrides=altegio_overrides(server)
         )
         status_403 = statuses(server).get("403", 0)
     printed = io.StringIO()

@@ -27,7 +27,7 @@ from assets import cli
 from assets.resources import AltegioResource
 from pipelines.altegio.client import AltegioClient, ClientSettings, Credentials
 from pipelines.altegio.http import AuthError, InsecureURLError
-from pipelines.altegio.sandbox import SandboxConfig, SandboxServer, serve
+from pipelines.altegio.sandbox import SandboxConfig, SandboxServer
 from pipelines.altegio.sandbox.config import SandboxCredentials
 
 PARTNER = "cnryPARTNER-7f3a9c1e"
@@ -37,7 +37,8 @@ PASSWORD = "cnryPASS-e91f2a7b"
 CANARIES = (PARTNER, USER, LOGIN, PASSWORD)
 
 START, END = date(2026, 1, 1), date(2026, 1, 3)
-CONFIG = SandboxConfig(
+# The module's sandbox (tests/conftest.py) answers to the canary credentials.
+SANDBOX_CONFIG = SandboxConfig(
     seed=9,
     chains=2,
     locations_per_chain=2,
@@ -93,12 +94,6 @@ def owner_only_violations(root: Path) -> list[str]:
     return bad
 
 
-@pytest.fixture(scope="module")
-def canary_server() -> Iterator[SandboxServer]:
-    with serve(CONFIG) as server:
-        yield server
-
-
 @pytest.fixture
 def umask_022() -> Iterator[None]:
     # The usual default: without explicit modes, files would come out world-readable.
@@ -124,7 +119,7 @@ class _Records(logging.Handler):
 @pytest.mark.xdist_group("reliability")
 @pytest.mark.timeout(600)
 def test_in_process_load_with_debug_logging_leaks_no_canary(
-    canary_server, tmp_path, caplog, capfd, monkeypatch, umask_022
+    sandbox, tmp_path, caplog, capfd, monkeypatch, umask_022
 ):
     data_dir, home = tmp_path / "data", tmp_path / "dagster_home"
     home.mkdir()
@@ -156,7 +151,7 @@ def test_in_process_load_with_debug_logging_leaks_no_canary(
                 END,
                 str(data_dir),
                 altegio_overrides={
-                    "base_url": canary_server.base_url,
+                    "base_url": sandbox.base_url,
                     "partner_token": PARTNER,
                     "user_token": USER,
                     "rate_limit": "unlimited",
@@ -192,13 +187,13 @@ def test_in_process_load_with_debug_logging_leaks_no_canary(
 
 @pytest.mark.xdist_group("reliability")
 @pytest.mark.timeout(600)
-def test_cli_load_with_login_and_password_leaks_no_canary(canary_server, tmp_path, umask_022):
+def test_cli_load_with_login_and_password_leaks_no_canary(sandbox, tmp_path, umask_022):
     data_dir, home = tmp_path / "data", tmp_path / "dagster_home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALTEGIO_")}
     env.update(
         {
-            "ALTEGIO_BASE_URL": canary_server.base_url,
+            "ALTEGIO_BASE_URL": sandbox.base_url,
             "ALTEGIO_PARTNER_TOKEN": PARTNER,
             "ALTEGIO_LOGIN": LOGIN,
             "ALTEGIO_PASSWORD": PASSWORD,
@@ -208,7 +203,7 @@ def test_cli_load_with_login_and_password_leaks_no_canary(canary_server, tmp_pat
             "DAGSTER_HOME": str(home),
         }
     )
-    auths_before = canary_server.stats()["requests"].get("auth", {}).get("201", 0)
+    auths_before = sandbox.stats()["requests"].get("auth", {}).get("201", 0)
     done = subprocess.run(
         [
             str(Path(sys.executable).with_name("altegio-loyalty")),
@@ -227,7 +222,7 @@ def test_cli_load_with_login_and_password_leaks_no_canary(canary_server, tmp_pat
     )
     assert done.returncode == 0, done.stdout + done.stderr
     # POST /auth ran (so login and password travelled) and DEBUG lines were printed.
-    assert canary_server.stats()["requests"]["auth"]["201"] > auths_before
+    assert sandbox.stats()["requests"]["auth"]["201"] > auths_before
     assert "logging in to" in done.stderr
     found = leaks(done.stdout + done.stderr, "CLI stdout/stderr")
     found += scan_tree(data_dir)[0] + scan_tree(home)[0]
@@ -265,7 +260,7 @@ def test_reprs_and_str_of_configuration_objects_hide_every_secret(tmp_path):
         budget_dir=tmp_path,
     )
     with AltegioClient(settings) as client:
-        objects = [resource, credentials, settings, client, client._session, CONFIG]
+        objects = [resource, credentials, settings, client, client._session, SANDBOX_CONFIG]
         texts = [f(obj) for obj in objects for f in (repr, str)]
     found = leaks("\n".join(texts), "reprs")
     assert not found, found
@@ -288,10 +283,10 @@ def _error_texts(exc: BaseException) -> str:
     return "\n".join([str(exc), repr(exc), repr(exc.args), *traceback.format_exception(exc)])
 
 
-def test_a_refused_token_error_names_the_variable_not_the_token(canary_server, tmp_path):
+def test_a_refused_token_error_names_the_variable_not_the_token(sandbox, tmp_path):
     wrong = "cnryWRONG-0a1b2c3d"
     with (
-        _client(canary_server, tmp_path, partner_token=PARTNER, user_token=wrong) as client,
+        _client(sandbox, tmp_path, partner_token=PARTNER, user_token=wrong) as client,
         pytest.raises(AuthError) as raised,
     ):
         client.list_chains()
@@ -301,12 +296,10 @@ def test_a_refused_token_error_names_the_variable_not_the_token(canary_server, t
     assert wrong not in text
 
 
-def test_a_refused_password_error_names_the_variables_not_the_password(canary_server, tmp_path):
+def test_a_refused_password_error_names_the_variables_not_the_password(sandbox, tmp_path):
     wrong = "cnryWRONGPASS-9e8d"
     with (
-        _client(
-            canary_server, tmp_path, partner_token=PARTNER, login=LOGIN, password=wrong
-        ) as client,
+        _client(sandbox, tmp_path, partner_token=PARTNER, login=LOGIN, password=wrong) as client,
         pytest.raises(AuthError) as raised,
     ):
         client.list_chains()

@@ -28,7 +28,6 @@ so a rerun or an overlapping lookback window rewrites the same bytes instead of 
 import contextlib
 import datetime as dt
 import errno
-import importlib
 import logging
 import os
 import re
@@ -39,7 +38,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -96,14 +95,6 @@ def validate_identifier(name: str, what: str = "identifier") -> str:
     if not isinstance(name, str) or not IDENTIFIER_RE.fullmatch(name):
         raise ValueError(f"invalid {what}: {name!r}")
     return name
-
-
-def default_tables() -> Mapping[str, TableSpecLike]:
-    """The project's declared tables (``pipelines.altegio.schema.TABLES``)."""
-    # Imported lazily so the storage layer (and its tests) do not depend on the typing
-    # module being importable at import time.
-    module = importlib.import_module("pipelines.altegio.schema")
-    return cast(Mapping[str, TableSpecLike], module.TABLES)
 
 
 @dataclass(frozen=True)
@@ -335,20 +326,16 @@ def _parse_value(text: str, field: pa.Field) -> PartitionValue:
 
 
 class Lake:
-    """The Parquet lake rooted at ``root`` (normally ``<data-dir>/parquet``).
+    """The Parquet lake rooted at ``root`` (normally ``<data-dir>/parquet``) holding ``tables``
+    (table name -> spec; the project's are ``pipelines.altegio.schema.TABLES``)."""
 
-    ``tables`` maps table name to its spec; it defaults to ``pipelines.altegio.schema.TABLES``.
-    """
-
-    def __init__(self, root: Path, tables: Mapping[str, TableSpecLike] | None = None) -> None:
+    def __init__(self, root: Path, tables: Mapping[str, TableSpecLike]) -> None:
         self.root = Path(root)
         self._tables = tables
 
     @property
     def tables(self) -> Mapping[str, TableSpecLike]:
         """All declared tables, by name."""
-        if self._tables is None:
-            self._tables = default_tables()
         return self._tables
 
     def spec(self, table_name: str) -> TableSpecLike:

@@ -27,7 +27,6 @@ import ctypes
 import datetime as dt
 import errno
 import fcntl
-import importlib
 import logging
 import os
 import shutil
@@ -36,7 +35,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -63,9 +62,8 @@ DEFAULT_LOCK_TIMEOUT = 600.0
 LOCK_POLL_SECONDS = 0.05
 # DuckDB settings for the private build connection: a small buffer pool (it spills to the build
 # directory beyond it) and one thread keep the publish's memory flat whatever the size of the
-# lake; measured at 2M transactions, more threads or a bigger pool bought no time (the publish is
-# a few seconds either way) but cost hundreds of MB of peak RSS, and 64 MB instead of 128 MB
-# took 46 MB off the publish's own peak at the same speed (docs/performance.md).
+# lake. More threads or a bigger pool bought no time but cost peak memory (the figures are in
+# docs/performance.md).
 PUBLISH_DUCKDB_CONFIG: dict[str, str | int | bool] = {"memory_limit": "64MB", "threads": 1}
 
 # Parquet files per INSERT ... SELECT of the publish (see Warehouse._insert_parquet).
@@ -122,12 +120,6 @@ def sql_string_literal(text: str) -> str:
     Used for documentation text we declare ourselves; quotes are doubled and NULs dropped.
     """
     return "'" + text.replace("\x00", "").replace("'", "''") + "'"
-
-
-def default_dimensions() -> Mapping[str, pa.Table]:
-    """The enum dimension tables (``pipelines.altegio.enums.dimension_tables()``)."""
-    module = importlib.import_module("pipelines.altegio.enums")
-    return cast(Mapping[str, pa.Table], module.dimension_tables())
 
 
 def _fsync_path(path: Path, *, directory: bool = False) -> None:
@@ -192,10 +184,12 @@ class Warehouse:
     """The warehouse of one data directory: ``<data_dir>/warehouse.duckdb`` and its load lock."""
 
     def __init__(self, data_dir: Path, *, dimensions: DimensionSource | None = None) -> None:
+        """``dimensions`` gives the dimension tables a publish writes beside the lake's (the
+        project's: ``pipelines.altegio.enums.dimension_tables``); only ``publish`` needs it."""
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / WAREHOUSE_FILE
         self.lock_path = self.data_dir / LOCK_FILE
-        self._dimensions = dimensions or default_dimensions
+        self._dimensions = dimensions
 
     def _ensure_data_dir(self) -> None:
         if not self.data_dir.exists():
@@ -262,6 +256,9 @@ class Warehouse:
         Safe while readers hold the old file open; on any failure the previous warehouse is
         left untouched. Returns the row count of every table written.
         """
+        dimensions = self._dimensions
+        if dimensions is None:
+            raise ValueError("publish needs the dimension tables: Warehouse(..., dimensions=...)")
         started = time.monotonic()
         release_free_memory()
         self._ensure_data_dir()
@@ -282,7 +279,7 @@ class Warehouse:
             try:
                 # One transaction: far fewer commits for the many DDL/COMMENT statements.
                 con.execute("BEGIN TRANSACTION")
-                row_counts = self._build(con, lake, published_at)
+                row_counts = self._build(con, lake, published_at, dimensions)
                 con.execute("COMMIT")
                 con.execute("CHECKPOINT")
             finally:
@@ -302,14 +299,18 @@ class Warehouse:
         return PublishResult(self.path, published_at, row_counts, seconds)
 
     def _build(
-        self, con: duckdb.DuckDBPyConnection, lake: Lake, published_at: dt.datetime
+        self,
+        con: duckdb.DuckDBPyConnection,
+        lake: Lake,
+        published_at: dt.datetime,
+        dimensions: DimensionSource,
     ) -> dict[str, int]:
         con.execute(f"CREATE SCHEMA {quote_identifier(RAW_SCHEMA)}")
         con.execute(f"CREATE SCHEMA {quote_identifier(MARTS_SCHEMA)}")
         row_counts: dict[str, int] = {}
         for name in sorted(lake.tables):
             row_counts[f"{RAW_SCHEMA}.{name}"] = self._load_table(con, lake, name)
-        for name, table in sorted(self._dimensions().items()):
+        for name, table in sorted(dimensions().items()):
             row_counts[f"{RAW_SCHEMA}.{name}"] = self._load_dimension(con, name, table)
         row_counts.update(self._build_marts(con))
         self._record_publish(con, published_at, row_counts)
@@ -323,7 +324,7 @@ class Warehouse:
 
         Plain DDL and parameterized inserts when every column type has a DuckDB spelling in
         ``duckdb_type`` (always, for the declared tables): handing DuckDB an Arrow object
-        would import pandas (about a second and ~100 MB) just to create a table.
+        would import pandas (seconds and memory, docs/performance.md) just to create a table.
         """
         try:
             columns = [f"{quote_identifier(f.name)} {duckdb_type(f.type)}" for f in schema]
@@ -372,8 +373,8 @@ class Warehouse:
         """Append the rows of the Parquet ``files`` to ``target`` (declared columns only, by
         name; a declared column missing from a file stays NULL) and return how many.
 
-        A few hundred files per INSERT: one scan over every file of a 2M-row table kept each
-        file's metadata at once (+85 MB of peak RSS over 1,381 files, and slower)."""
+        A few hundred files per INSERT: one scan over every file of a large table keeps each
+        file's metadata at once, which costs peak memory and time (docs/performance.md)."""
         return sum(
             Warehouse._insert_parquet_files(con, target, schema, files[i : i + FILES_PER_INSERT])
             for i in range(0, len(files), FILES_PER_INSERT)

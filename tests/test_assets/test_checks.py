@@ -4,7 +4,7 @@ import pyarrow as pa
 
 from assets.checks import duplicate_keys
 from pipelines.altegio.schema import TABLES
-from pipelines.storage.parquet import Lake
+from tests.conftest import project_lake
 
 
 def _card_types(chain_id: int, ids: list[int]) -> pa.Table:
@@ -16,7 +16,7 @@ def _card_types(chain_id: int, ids: list[int]) -> pa.Table:
 
 
 def test_duplicate_keys_counts_repeated_keys_within_and_across_partitions(tmp_path):
-    lake = Lake(tmp_path)
+    lake = project_lake(tmp_path)
     assert duplicate_keys(lake, "card_types") == 0  # no files at all
     lake.replace_partitions("card_types", _card_types(1, [1, 2, 2, 3, 3, 3]), [{"chain_id": 1}])
     # The same id in another chain is another key (the key is chain_id + id).

@@ -6,10 +6,31 @@ import dagster as dg
 
 from assets.definitions import defs
 from assets.schedules import RANGE_END_TAG, RANGE_START_TAG, nightly_window
-from pipelines.altegio.schema import OPERATIONAL_TABLES, TABLES
 
+# Pinned on purpose: a table, check or schedule that appears or disappears must show up here.
 EXPECTED_TABLE_KEYS = {
-    dg.AssetKey(["altegio", name]) for name in TABLES if name not in OPERATIONAL_TABLES
+    dg.AssetKey(["altegio", name])
+    for name in (
+        "chains",
+        "locations",
+        "membership_types",
+        "membership_type_locations",
+        "membership_type_availability",
+        "membership_type_balance_links",
+        "memberships",
+        "membership_balance_links",
+        "certificate_types",
+        "certificate_type_services",
+        "certificate_type_locations",
+        "promotions",
+        "promotion_rules",
+        "promotion_applicable_items",
+        "promotion_locations",
+        "promotion_card_types",
+        "notification_templates",
+        "card_types",
+        "loyalty_transactions",
+    )
 }
 EXPECTED_MART_KEYS = {
     dg.AssetKey(["marts", name])
@@ -17,15 +38,36 @@ EXPECTED_MART_KEYS = {
         "daily_loyalty_activity",
         "points_liability",
         "membership_type_sales",
+        "certificate_activity",
+        "certificate_redemptions",
         "promotion_effect",
     )
 }
+# One step per source writes its tables; the checks belong to the step's main table.
+CHECKED_TABLES = (
+    "chains",
+    "membership_types",
+    "memberships",
+    "certificate_types",
+    "promotions",
+    "notification_templates",
+    "card_types",
+    "loyalty_transactions",
+)
+STEP_CHECKS = (
+    "rows_reconcile",
+    "unique_ids",
+    "all_chains_loaded",
+    "known_enum_codes",
+    "quarantine_empty",
+)
+FRESHNESS_CHECKED = ("chains", "loyalty_transactions")
+DAILY_TABLES = ("memberships", "membership_balance_links", "loyalty_transactions")
 
 
-def test_every_warehouse_table_is_an_asset_keyed_like_its_table():
+def test_the_assets_are_exactly_the_warehouse_tables_and_marts():
     keys = set(defs.resolve_asset_graph().get_all_asset_keys())
-    assert keys >= EXPECTED_TABLE_KEYS
-    assert keys >= EXPECTED_MART_KEYS
+    assert keys == EXPECTED_TABLE_KEYS | EXPECTED_MART_KEYS
 
 
 def test_table_assets_are_in_the_altegio_group_with_column_schemas():
@@ -38,25 +80,35 @@ def test_table_assets_are_in_the_altegio_group_with_column_schemas():
 
 def test_daily_tables_are_partitioned_by_day_with_a_multi_day_backfill_policy():
     graph = defs.resolve_asset_graph()
-    for table in ("loyalty_transactions", "memberships"):
-        node = graph.get(dg.AssetKey(["altegio", table]))
+    partitioned = {key for key in graph.get_all_asset_keys() if graph.get(key).partitions_def}
+    assert partitioned == {dg.AssetKey(["altegio", table]) for table in DAILY_TABLES}
+    for key in partitioned:
+        node = graph.get(key)
         assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition)
+        assert node.partitions_def.start.date() == date(2020, 1, 1)
         assert node.backfill_policy is not None
-        assert (node.backfill_policy.max_partitions_per_run or 0) > 1
+        assert node.backfill_policy.max_partitions_per_run == 92
 
 
-def test_checks_cover_reconciliation_uniqueness_enums_quarantine_and_freshness():
+def test_checks_are_the_step_checks_per_source_plus_freshness():
     check_keys = defs.resolve_asset_graph().asset_check_keys
-    names = {(tuple(k.asset_key.path), k.name) for k in check_keys}
-    for check in (
-        "rows_reconcile",
-        "unique_ids",
-        "known_enum_codes",
-        "quarantine_empty",
-        "all_chains_loaded",
-    ):
-        assert (("altegio", "loyalty_transactions"), check) in names
-    assert any("fresh" in name for _, name in names)
+    names = {("/".join(k.asset_key.path), k.name) for k in check_keys}
+    expected = {(f"altegio/{table}", check) for table in CHECKED_TABLES for check in STEP_CHECKS}
+    expected |= {(f"altegio/{table}", "freshness_check") for table in FRESHNESS_CHECKED}
+    assert names == expected
+
+
+def test_one_nightly_job_schedule_and_freshness_sensor():
+    (schedule,) = defs.schedules
+    assert (schedule.name, schedule.cron_schedule, schedule.execution_timezone) == (
+        "nightly_load_schedule",
+        "0 5 * * *",
+        "UTC",
+    )
+    assert schedule.job_name == "nightly_load"
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert [job.name for job in defs.jobs] == ["nightly_load"]
+    assert [sensor.name for sensor in defs.sensors] == ["freshness_checks_sensor"]
 
 
 def test_nightly_schedule_requests_yesterday_plus_the_lookback_window():

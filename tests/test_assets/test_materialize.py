@@ -1,13 +1,11 @@
 """Assets materialized in-process against the sandbox: tables, checks, failure isolation."""
 
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import duckdb
-import pytest
 
 from assets.altegio import TABLE_ASSETS, warehouse
 from assets.resources import build_resources
@@ -16,7 +14,7 @@ from pipelines.altegio.http import ServerError
 from pipelines.altegio.sandbox import SandboxConfig, SandboxServer, serve
 
 DAY = date(2026, 1, 5)
-CONFIG = SandboxConfig(
+SANDBOX_CONFIG = SandboxConfig(
     seed=11,
     chains=3,
     start=date(2026, 1, 1),
@@ -24,12 +22,6 @@ CONFIG = SandboxConfig(
     transactions_per_day=30,
     access_overrides={2: {"loyalty_certificate_types_access": "0"}},
 )
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with serve(CONFIG) as server:
-        yield server
 
 
 def resources_for(server: SandboxServer, data_dir: Path) -> dict[str, Any]:

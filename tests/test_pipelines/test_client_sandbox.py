@@ -25,12 +25,7 @@ from pipelines.altegio.client import (
     NotFound,
     ValidationError,
 )
-
-sandbox = pytest.importorskip("pipelines.altegio.sandbox")
-if not hasattr(sandbox, "serve"):
-    pytest.skip("pipelines.altegio.sandbox does not export serve yet", allow_module_level=True)
-
-from pipelines.altegio.sandbox import Faults, SandboxConfig, serve  # noqa: E402
+from pipelines.altegio.sandbox import Faults, SandboxConfig, serve
 
 START, END = date(2026, 1, 1), date(2026, 1, 3)
 DAYS = [START + timedelta(days=i) for i in range((END - START).days + 1)]

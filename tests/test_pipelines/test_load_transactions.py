@@ -13,6 +13,7 @@ from pipelines import load
 from pipelines.altegio.client import AltegioClient, ClientSettings, Credentials
 from pipelines.altegio.sandbox import SandboxConfig, serve
 from pipelines.storage.parquet import Lake
+from tests.conftest import project_lake
 
 START = date(2026, 1, 1)
 DAYS = [START + timedelta(days=i) for i in range(10)]
@@ -38,7 +39,7 @@ def small_flushes(monkeypatch):
 
 
 def test_every_row_lands_once_across_many_background_flushes(small_flushes, tmp_path):
-    lake = Lake(tmp_path / "lake")
+    lake = project_lake(tmp_path / "lake")
     with serve(CFG) as server, _client(server, tmp_path) as client:
         chains = client.list_chains()
         report = load.load_daily(client, lake, chains, "loyalty_transactions", DAYS, EXTRACTED)
@@ -58,7 +59,7 @@ def test_every_row_lands_once_across_many_background_flushes(small_flushes, tmp_
 
 
 def test_a_failed_background_write_fails_its_chain_only(small_flushes, tmp_path, monkeypatch):
-    lake = Lake(tmp_path / "lake")
+    lake = project_lake(tmp_path / "lake")
     real = Lake.replace_partitions
     running = threading.Event()
     failing_chain: list[int] = []

@@ -12,7 +12,7 @@ import pytest
 from pipelines.storage.marts import MART_DOCS
 from pipelines.storage.parquet import Lake
 from pipelines.storage.warehouse import Warehouse
-from tests.test_pipelines.test_warehouse_fixtures import TEST_TABLES, dimension_stub, tx, write_all
+from tests.conftest import TEST_TABLES, dimension_stub, tx, write_all
 
 D1, D2, D3, D5 = (dt.date(2026, 1, d) for d in (1, 2, 3, 5))
 CREATED = dt.datetime(2025, 12, 1, 10, tzinfo=dt.UTC)

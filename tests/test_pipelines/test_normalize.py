@@ -3,7 +3,6 @@
 import copy
 import json
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import orjson
 import pytest
@@ -11,14 +10,14 @@ import pytest
 from pipelines.altegio.enums import ENUMS
 from pipelines.altegio.normalize import normalize, normalize_groups
 from pipelines.altegio.schema import TABLES
+from tests.conftest import API_EXAMPLES, certificate_type, membership, membership_type, transaction
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "altegio_api" / "examples"
 NOW = datetime(2026, 1, 6, 3, 0, tzinfo=UTC)
 DAY = date(2026, 1, 5)
 
 
 def example(name):
-    return json.loads((EXAMPLES / name).read_text(encoding="utf-8"))
+    return json.loads((API_EXAMPLES / name).read_text(encoding="utf-8"))
 
 
 def run(table, records, **kw):
@@ -43,184 +42,6 @@ def rows(batch, table):
 
 def reasons(batch):
     return batch.quarantine["reason"].to_pylist()
-
-
-# --- hand-written records with every documented field --------------------------------------
-
-
-def membership_type(**over):
-    rec = {
-        "id": 777,
-        "salon_group_id": 509,
-        "category_id": None,
-        "title": "10-visit subscription",
-        "period": 10,
-        "period_unit_id": 3,
-        "allow_freeze": True,
-        "freeze_limit": 30,
-        "freeze_limit_unit_id": 1,
-        "is_booking_when_frozen_allowed": False,
-        "is_allow_empty_code": False,
-        "is_united_balance": True,
-        "is_united_balance_unlimited": False,
-        "is_code_required": False,
-        "balance_edit_type_id": 1,
-        "cost": 1000,
-        "chain_price_min": 1000,
-        "chain_price_max": 1500.5,
-        "is_chain": True,
-        "expiration_type_id": 1,
-        "expiration_type_title": "On sale",
-        "category": "standard",
-        "weight": 0,
-        "abonements_count": 3,
-        "is_online_sale_enabled": False,
-        "online_sale_title": "10-visit subscription",
-        "online_sale_description": "Sold online with discount",
-        "online_sale_price": 550,
-        "online_sale_image": None,
-        "service_price_correction": True,
-        "united_balance_services_count": 10,
-        "autoactivation_time": 10,
-        "autoactivation_time_unit_id": 1,
-        "attached_location_ids": [1, 2, 3],
-        "attached_salon_ids": [1, 2, 3, 4],
-        "is_archived": False,
-        "date_archived": None,
-        "availability": [
-            {
-                "week_days": [1, 2, 3],
-                "intervals": [{"from": 3600, "to": 7200}, {"from": 0, "to": 60}],
-            },
-            {"week_days": [7], "intervals": []},
-        ],
-        "balance_container": {
-            "links": [
-                {
-                    "count": 10,
-                    "is_unlimited": False,
-                    "service": {
-                        "id": 11,
-                        "is_category": False,
-                        "category_id": 5,
-                        "title": "Haircut",
-                        "online_sale_title": "Haircut online",
-                        "is_chain": True,
-                        "chain_price_min": 20,
-                        "chain_price_max": 30,
-                        "category": [],
-                    },
-                },
-                {
-                    "count": 0,
-                    "is_unlimited": True,
-                    "category": {
-                        "id": 5,
-                        "is_category": True,
-                        "category_id": 0,
-                        "title": "Hair",
-                        "category": {"id": 1, "title": "root"},
-                    },
-                },
-            ]
-        },
-    }
-    rec.update(over)
-    return rec
-
-
-def membership(**over):
-    rec = {
-        "id": 123,
-        "number": 123456,
-        "balance_string": "Services (x5)",
-        "is_frozen": False,
-        "freeze_period": 0,
-        "period": 30,
-        "period_unit_id": 1,
-        "expiration_date": "2026-02-04T23:59:59-0500",
-        "created_date": "2026-01-05T23:30:00.000-05:00",
-        "activated_date": None,
-        "is_united_balance": False,
-        "is_united_balance_unlimited": False,
-        "united_balance_services_count": 0,
-        "goods_transaction_id": 0,
-        "slug": "sub",
-        "status": {"id": 1, "title": "Released", "extended_title": "Released", "slug": "created"},
-        "balance_container": {
-            "links": [{"count": 5, "category": {"id": 7, "category_id": 1, "title": "Services"}}]
-        },
-        "type": {
-            "id": 777,
-            "title": "10-visit subscription",
-            "cost": "1000.50",
-            "expiration_type_id": 2,
-            "expiration_type_title": "On first use",
-        },
-    }
-    rec.update(over)
-    return rec
-
-
-def certificate_type(**over):
-    rec = {
-        "id": 289056,
-        "title": "Gift Certificate 1000",
-        "balance": 1000,
-        "is_multi": True,
-        "company_group_id": 509,
-        "category_id": None,
-        "weight": 1,
-        "item_type_id": 0,
-        "expiration_type_id": 2,
-        "expiration_date": None,
-        "expiration_timeout": 6,
-        "expiration_timeout_unit_id": 3,
-        "balance_edit_type_id": 1,
-        "is_allow_empty_code": False,
-        "is_serial_number_limited": False,
-        "is_archived": False,
-        "date_archived": None,
-        "online_sale_is_enabled": False,
-        "online_sale_title": "Gift Certificate 1000",
-        "online_sale_description": "",
-        "online_sale_price": 0,
-        "online_sale_image": None,
-        "released_total": 0,
-        "item_type": {"id": 0, "title": "All services and products"},
-        "service_ids": [5, 6, 5],
-        "salon_ids": [720441],
-    }
-    rec.update(over)
-    return rec
-
-
-def transaction(**over):
-    rec = {
-        "id": 22989715,
-        "visit_id": 0,
-        "status_id": 1,
-        "amount": 100,
-        "type_id": 1,
-        "card_id": 0,
-        "program_id": 34,
-        "certificate_id": 0,
-        "abonement_id": 0,
-        "salon_group_id": 509,
-        "item_id": 0,
-        "item_type_id": 0,
-        "item_record_id": 0,
-        "goods_transaction_id": 0,
-        "services_transaction_id": 0,
-        "is_discount": True,
-        "is_loyalty_withdraw": False,
-        "type": {"id": 1, "title": "Promotion discount"},
-    }
-    rec.update(over)
-    return rec
-
-
-# --- official examples ------------------------------------------------------------------------
 
 
 def test_memberships_example_normalizes_exactly_to_schema():

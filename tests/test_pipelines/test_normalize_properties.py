@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from pipelines.altegio.normalize import normalize, normalize_groups
 from pipelines.altegio.schema import TABLES
-from tests.test_pipelines.test_normalize import (
+from tests.conftest import (
     certificate_type,
     membership,
     membership_type,

@@ -20,8 +20,7 @@ from pipelines.notebook import (
     open_warehouse,
 )
 from pipelines.storage.marts import MART_DOCS
-from pipelines.storage.parquet import Lake
-from pipelines.storage.warehouse import Warehouse
+from tests.conftest import project_lake, project_warehouse
 
 EXTRACTED = dt.datetime(2026, 1, 3, tzinfo=dt.UTC)
 CHAIN = 160262
@@ -42,14 +41,14 @@ def _transaction(tx_id: int, type_id: int, amount: float, **extra: Any) -> dict[
 
 
 def _publish(root: Path, transactions: list[dict[str, Any]]) -> None:
-    lake = Lake(root / "parquet")
+    lake = project_lake(root / "parquet")
     schema = TABLES["loyalty_transactions"].schema
     lake.replace_partitions(
         "loyalty_transactions",
         pa.Table.from_pylist(transactions, schema=schema),
         [{"chain_id": CHAIN, "transaction_date": dt.date(2026, 1, 2)}],
     )
-    Warehouse(root).publish(lake)
+    project_warehouse(root).publish(lake)
 
 
 @pytest.fixture

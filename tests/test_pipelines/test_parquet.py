@@ -15,7 +15,7 @@ import pytest
 
 from pipelines.storage import parquet
 from pipelines.storage.parquet import NULL_PARTITION, PART_FILE, Lake
-from tests.test_pipelines.test_warehouse_fixtures import (
+from tests.conftest import (
     TEST_TABLES,
     rows_to_table,
     run_and_kill_at_marker,
@@ -379,7 +379,7 @@ def test_writer_killed_mid_write_leaves_old_partition_and_next_write_cleans_up(
         from pathlib import Path
         from pipelines.storage import parquet
         from pipelines.storage.parquet import Lake
-        from tests.test_pipelines.test_warehouse_fixtures import TEST_TABLES, rows_to_table, tx
+        from tests.conftest import TEST_TABLES, rows_to_table, tx
 
         def stall(src, dst):
             # The temporary is complete and fsynced; die here, before the rename.

@@ -8,7 +8,6 @@ schemas/README.md are allowed.
 import copy
 from datetime import date
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,11 +15,10 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from pipelines.altegio.sandbox import Faults, SandboxConfig, SandboxServer, serve
-from tests.test_pipelines.test_sandbox import all_pages, client, path
+from tests.conftest import API_EXAMPLES, API_SCHEMAS, all_pages, endpoint_path, sandbox_client
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "altegio_api"
-SCHEMAS = FIXTURES / "schemas"
-EXAMPLES = FIXTURES / "examples"
+SCHEMAS = API_SCHEMAS
+EXAMPLES = API_EXAMPLES
 
 
 @cache
@@ -47,7 +45,7 @@ def example(name: str) -> Any:
 def validate_everything(server: SandboxServer) -> int:
     """Walk every endpoint and page; validate each body. Returns how many bodies were checked."""
     checked = 0
-    with client(server) as http:
+    with sandbox_client(server) as http:
         creds = server.credentials
         auth = http.post(
             "/auth",
@@ -75,7 +73,8 @@ def validate_everything(server: SandboxServer) -> int:
                 page = 1
                 while True:
                     body = http.get(
-                        path(name, chain_id=chain), params={**params, "page": page, size_param: 97}
+                        endpoint_path(name, chain_id=chain),
+                        params={**params, "page": page, size_param: 97},
                     ).json()
                     check(schema, body)
                     checked += 1
@@ -84,16 +83,16 @@ def validate_everything(server: SandboxServer) -> int:
                     page += 1
             check(
                 "GET_chain_loyalty_card_types.200",
-                http.get(path("card_types", chain_id=chain)).json(),
+                http.get(endpoint_path("card_types", chain_id=chain)).json(),
             )
             check(
                 "GET_chain_loyalty_notification_message_templates_programs.200",
-                http.get(path("notification_templates", chain_id=chain)).json(),
+                http.get(endpoint_path("notification_templates", chain_id=chain)).json(),
             )
             # No schema exists for memberships; the embedded type is a membership type subset.
             members = all_pages(
                 http,
-                path("memberships", chain_id=chain),
+                endpoint_path("memberships", chain_id=chain),
                 "count",
                 50,
                 created_after="2020-01-01T00:00:00+00:00",
@@ -108,7 +107,7 @@ def validate_everything(server: SandboxServer) -> int:
                     check(
                         "GET_company_loyalty_programs_search.200",
                         http.get(
-                            path("promotion_search", location_id=location), params=params
+                            endpoint_path("promotion_search", location_id=location), params=params
                         ).json(),
                     )
             includes = ",".join(
@@ -122,7 +121,7 @@ def validate_everything(server: SandboxServer) -> int:
                 )
             )
             for promo in server.dataset.promotions(chain):
-                url = path("promotion", chain_id=chain, program_id=promo["id"])
+                url = endpoint_path("promotion", chain_id=chain, program_id=promo["id"])
                 check("GET_chain_loyalty_programs_id.200", http.get(url).json())
                 check(
                     "GET_chain_loyalty_programs_id.200",
@@ -151,38 +150,44 @@ def test_bodies_still_validate_with_type_preserving_faults_on() -> None:
 
 
 def test_error_bodies_validate_against_their_schemas() -> None:
-    with serve(SandboxConfig(chains=1, end=date(2026, 1, 2))) as server, client(server) as http:
+    with (
+        serve(SandboxConfig(chains=1, end=date(2026, 1, 2))) as server,
+        sandbox_client(server) as http,
+    ):
         chain = server.dataset.chain_ids()[0]
-        with client(server, Authorization="Bearer nope") as anon:
+        with sandbox_client(server, Authorization="Bearer nope") as anon:
             check("GET_groups.401", anon.get("/groups").json())
             check("POST_auth.401", anon.post("/auth", json={}).json())
             check(
                 "GET_chain_loyalty_card_types.401",
-                anon.get(path("card_types", chain_id=chain)).json(),
+                anon.get(endpoint_path("card_types", chain_id=chain)).json(),
             )
             check(
                 "GET_chain_loyalty_abonement_types.401",
-                anon.get(path("membership_types", chain_id=chain)).json(),
+                anon.get(endpoint_path("membership_types", chain_id=chain)).json(),
             )
-        check("GET_chain_loyalty_card_types.403", http.get(path("card_types", chain_id=1)).json())
+        check(
+            "GET_chain_loyalty_card_types.403",
+            http.get(endpoint_path("card_types", chain_id=1)).json(),
+        )
         check(
             "GET_chain_loyalty_certificate_types.403",
-            http.get(path("certificate_types", chain_id=1)).json(),
+            http.get(endpoint_path("certificate_types", chain_id=1)).json(),
         )
         check(
             "GET_company_loyalty_programs_search.403",
-            http.get(path("promotion_search", location_id=1)).json(),
+            http.get(endpoint_path("promotion_search", location_id=1)).json(),
         )
         check(
             "GET_chain_loyalty_programs_id.404",
-            http.get(path("promotion", chain_id=chain, program_id=1)).json(),
+            http.get(endpoint_path("promotion", chain_id=chain, program_id=1)).json(),
         )
         check("GET_groups.404", http.get("/nothing/here").json())
 
 
 def test_official_examples_are_shapes_the_sandbox_produces() -> None:
     cfg = SandboxConfig(chains=2, end=date(2026, 1, 10), faults=Faults(wrap_memberships=True))
-    with serve(cfg) as server, client(server) as http:
+    with serve(cfg) as server, sandbox_client(server) as http:
         creds = server.credentials
         auth = http.post(
             "/auth",
@@ -204,7 +209,7 @@ def test_official_examples_are_shapes_the_sandbox_produces() -> None:
 
         chain = server.dataset.chain_ids()[0]
         wrapped = http.get(
-            path("memberships", chain_id=chain),
+            endpoint_path("memberships", chain_id=chain),
             params={
                 "created_after": "2020-01-01T00:00:00+00:00",
                 "created_before": "2030-01-01T00:00:00+00:00",
@@ -217,7 +222,7 @@ def test_official_examples_are_shapes_the_sandbox_produces() -> None:
         assert item_keys <= set(wrapped[0]["data"][0])
         assert set(ex[0]["data"][0]["status"]) <= set(wrapped[0]["data"][0]["status"])
         assert set(ex[0]["data"][0]["type"]) <= set(wrapped[0]["data"][0]["type"])
-        bad = http.get(path("memberships", chain_id=chain))
+        bad = http.get(endpoint_path("memberships", chain_id=chain))
         assert bad.status_code == 400 and bad.json() == example("GET_chain_loyalty_abonements.400")
 
         ex = example("GET_chain_loyalty_programs_id.200")
@@ -229,7 +234,7 @@ def test_official_examples_are_shapes_the_sandbox_produces() -> None:
             and p["applicable_items"]
         )
         full = http.get(
-            path("promotion", chain_id=chain, program_id=promo["id"]),
+            endpoint_path("promotion", chain_id=chain, program_id=promo["id"]),
             params={"include": ",".join(k for k in ex if isinstance(ex[k], list | dict))},
         ).json()
         assert list(full) == list(ex)
@@ -238,7 +243,7 @@ def test_official_examples_are_shapes_the_sandbox_produces() -> None:
 
         ex = example("GET_company_loyalty_programs_search.200")
         location = server.dataset.location_ids(chain)[0]
-        search = http.get(path("promotion_search", location_id=location)).json()
+        search = http.get(endpoint_path("promotion_search", location_id=location)).json()
         assert set(search) == set(ex) and set(search["meta"]) == set(ex["meta"])
         assert set(ex["data"][0]) <= set(search["data"][0])
 

@@ -16,68 +16,32 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines.altegio.enums import dimension_tables
+from pipelines.altegio.schema import TABLES
 from pipelines.storage import warehouse as warehouse_module
 from pipelines.storage.marts import MART_DOCS
 from pipelines.storage.parquet import Lake
 from pipelines.storage.warehouse import LoadInProgressError, Warehouse
-from tests.test_pipelines.test_warehouse_fixtures import (
+from tests.conftest import (
     TEST_TABLES,
+    VERSION_DAYS,
     dimension_stub,
+    expected_rows,
+    project_lake,
+    project_warehouse,
+    published_version,
     python_env,
     rows_to_table,
     run_and_kill_at_marker,
-    tx,
+    write_version,
 )
 
-DAYS = [dt.date(2026, 1, d) for d in (1, 2, 3)]
+DAYS = VERSION_DAYS
 
 
 def _setup(tmp_path: Path) -> tuple[Lake, Warehouse]:
     data_dir = tmp_path / "data"
     return Lake(data_dir / "parquet", TEST_TABLES), Warehouse(data_dir, dimensions=dimension_stub)
-
-
-def expected_rows(version: int) -> int:
-    return 3 * (2 + version)
-
-
-def write_version(lake: Lake, version: int) -> None:
-    """Lake state number ``version``: every transaction has amount == version, and the one
-    promotion is titled ``v<version>``; the row count grows with the version."""
-    per_day = expected_rows(version) // len(DAYS)
-    rows = [
-        tx(day.day * 1000 + i, 1, day, 2, float(version), visit_id=i, program_id=5)
-        for day in DAYS
-        for i in range(per_day)
-    ]
-    lake.replace_partitions(
-        "loyalty_transactions",
-        rows_to_table("loyalty_transactions", rows),
-        [{"chain_id": 1, "transaction_date": day} for day in DAYS],
-    )
-    lake.replace_partitions(
-        "promotions",
-        rows_to_table("promotions", [{"id": 5, "chain_id": 1, "title": f"v{version}"}]),
-        [{"chain_id": 1}],
-    )
-
-
-def published_version(con: duckdb.DuckDBPyConnection) -> int:
-    """The version a connection sees, after checking it is internally consistent."""
-    (title,) = con.execute("SELECT title FROM altegio.promotions").fetchone()  # type: ignore[misc]
-    version = int(title[1:])
-    count, low, high = con.execute(
-        "SELECT count(*), min(amount), max(amount) FROM altegio.loyalty_transactions"
-    ).fetchone()  # type: ignore[misc]
-    (recorded,) = con.execute(
-        "SELECT row_count FROM altegio._publish WHERE table_name = 'altegio.loyalty_transactions'"
-    ).fetchone()  # type: ignore[misc]
-    (mart_total,) = con.execute(
-        "SELECT sum(transaction_count) FROM marts.daily_loyalty_activity"
-    ).fetchone()  # type: ignore[misc]
-    assert count == recorded == mart_total == expected_rows(version), (version, count, recorded)
-    assert low == high == float(version)
-    return version
 
 
 def test_publish_builds_every_table_dimension_and_mart(tmp_path: Path) -> None:
@@ -128,14 +92,12 @@ def test_publish_builds_every_table_dimension_and_mart(tmp_path: Path) -> None:
 
 
 def test_publish_with_the_project_tables_creates_every_declared_table(tmp_path: Path) -> None:
-    schema = pytest.importorskip("pipelines.altegio.schema")
-    enums = pytest.importorskip("pipelines.altegio.enums")
     data_dir = tmp_path / "data"
-    lake = Lake(data_dir / "parquet")  # the project's TABLES
-    wh = Warehouse(data_dir)  # the project's enum dimensions
+    lake = project_lake(data_dir / "parquet")
+    wh = project_warehouse(data_dir)
     result = wh.publish(lake)
     with wh.connect_read_only() as con:
-        for name, spec in schema.TABLES.items():
+        for name, spec in TABLES.items():
             columns = [
                 r[0]
                 for r in con.execute(
@@ -145,7 +107,7 @@ def test_publish_with_the_project_tables_creates_every_declared_table(tmp_path: 
                 ).fetchall()
             ]
             assert columns == spec.schema.names, name
-        for name in enums.dimension_tables():
+        for name in dimension_tables():
             assert result.row_counts[f"altegio.{name}"] > 0
         for mart in MART_DOCS:
             assert result.row_counts[f"marts.{mart}"] == 0
@@ -154,10 +116,8 @@ def test_publish_with_the_project_tables_creates_every_declared_table(tmp_path: 
 def test_declared_column_types_match_duckdbs_own_arrow_mapping() -> None:
     """Tables are created by DDL (no Arrow hand-over); the types must be the ones DuckDB's
     Arrow scan would have given, for every declared table and dimension."""
-    schema = pytest.importorskip("pipelines.altegio.schema")
-    enums = pytest.importorskip("pipelines.altegio.enums")
-    schemas = [spec.schema for spec in [*schema.TABLES.values(), *TEST_TABLES.values()]]
-    schemas += [table.schema for table in enums.dimension_tables().values()]
+    schemas = [spec.schema for spec in [*TABLES.values(), *TEST_TABLES.values()]]
+    schemas += [table.schema for table in dimension_tables().values()]
     with duckdb.connect() as con:
         for i, declared in enumerate(schemas):
             empty = declared.empty_table()  # noqa: F841 (scanned by name below)
@@ -332,7 +292,7 @@ def test_publisher_killed_mid_publish_keeps_previous_warehouse_and_next_run_comp
         from pathlib import Path
         from pipelines.storage.parquet import Lake
         from pipelines.storage.warehouse import Warehouse
-        from tests.test_pipelines.test_warehouse_fixtures import TEST_TABLES, dimension_stub
+        from tests.conftest import TEST_TABLES, dimension_stub
 
         real = Warehouse._build_marts
 
@@ -366,7 +326,7 @@ READER = textwrap.dedent(
     import json, os, sys, time
     from pathlib import Path
     import duckdb
-    from tests.test_pipelines.test_warehouse import published_version
+    from tests.conftest import published_version
 
     db, progress, stop = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     seen, errors, iterations = set(), [], 0
