@@ -25,6 +25,8 @@ from pipelines.altegio.sources import SOURCES, LoadShape, Source, groups_source
 from pipelines.storage.marts import MART_DOCS
 
 GROUP = "altegio"
+# What a load step yields: one materialization per table it wrote, then its check results.
+StepEvent = dg.MaterializeResult[Any] | dg.AssetCheckResult
 RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL)
 
 
@@ -122,7 +124,7 @@ def _results(
     storage: StorageResource,
     started_at: datetime,
     days: list[date] | None = None,
-) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+) -> Iterator[StepEvent]:
     load.record_step(storage.lake(), report, context.run.run_id, started_at, days or [])
     for table in SOURCES[report.table].family:
         if context.selected_asset_keys and asset_key(table) not in context.selected_asset_keys:
@@ -160,7 +162,7 @@ def _chains_asset(source: Source) -> dg.AssetsDefinition:
     )
     def _asset(
         context: dg.AssetExecutionContext, altegio: AltegioResource, storage: StorageResource
-    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    ) -> Iterator[StepEvent]:
         started = _now()
         storage.guard_source(altegio.source_identity())
         with credentials_refusal_is_final(), altegio.open_client(storage.budget_dir) as client:
@@ -190,7 +192,7 @@ def _table_asset(source: Source, chains_key: dg.AssetKey) -> dg.AssetsDefinition
     )
     def _asset(
         context: dg.AssetExecutionContext, altegio: AltegioResource, storage: StorageResource
-    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    ) -> Iterator[StepEvent]:
         started = _now()
         storage.guard_source(altegio.source_identity())
         days = [date.fromisoformat(key) for key in context.partition_keys] if daily else []
@@ -232,7 +234,7 @@ ALL_TABLE_KEYS = [asset_key(name) for source in SOURCES.values() for name in sou
 )
 def warehouse(
     context: dg.AssetExecutionContext, storage: StorageResource
-) -> Iterator[dg.MaterializeResult]:
+) -> Iterator[dg.MaterializeResult[Any]]:
     """Publish the DuckDB warehouse from the lake (tables, enum dimensions, marts) in one swap."""
     wh = storage.warehouse()
     with wh.load_lock():

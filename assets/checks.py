@@ -58,8 +58,8 @@ def duplicate_keys(lake: Lake, table: str) -> int:
     if not files:
         return 0
     columns = ", ".join(f'"{column}"' for column in TABLES[table].primary_key)
-    # The publish's bounds, not DuckDB's defaults (every core, 80 % of RAM): with those this
-    # GROUP BY over 2M keys was the load's peak RSS (+17 MB over the 500 MB benchmark target).
+    # The publish's bounds, not DuckDB's defaults (every core, most of the RAM): with those this
+    # GROUP BY over a large table set the load's peak memory (docs/performance.md).
     with (
         tempfile.TemporaryDirectory(prefix="altegio-check-") as spill,
         duckdb.connect(config={**PUBLISH_DUCKDB_CONFIG, "temp_directory": spill}) as con,

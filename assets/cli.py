@@ -192,7 +192,7 @@ class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever sys.stderr is when a record is emitted: an in-process caller (the
     tests) may swap and close the stream that was current when the handler was made."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 

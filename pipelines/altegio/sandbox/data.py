@@ -176,7 +176,7 @@ class _Ids:
 
 
 @dataclass
-class Chain:
+class SandboxChain:
     """One chain and its small, eagerly generated catalogues."""
 
     index: int
@@ -210,9 +210,9 @@ class SandboxDataset:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
-        self._chains: list[Chain] = []
-        self._by_id: dict[int, Chain] = {}
-        self._location_chain: dict[int, Chain] = {}
+        self._chains: list[SandboxChain] = []
+        self._by_id: dict[int, SandboxChain] = {}
+        self._location_chain: dict[int, SandboxChain] = {}
         self._build()
         # Caches are per instance (bound methods), sized so a long date range stays bounded;
         # the server keeps its own cache of rendered transaction rows.
@@ -356,13 +356,13 @@ class SandboxDataset:
 
     # ---------------------------------------------------------------- catalogues
 
-    def _chain(self, chain_id: int) -> Chain:
+    def _chain(self, chain_id: int) -> SandboxChain:
         try:
             return self._by_id[chain_id]
         except KeyError:
             raise KeyError(f"no chain {chain_id} in the sandbox") from None
 
-    def _group_with_access(self, chain: Chain) -> Record:
+    def _group_with_access(self, chain: SandboxChain) -> Record:
         group = dict(chain.group)
         access = dict(group["access"])
         for flag, value in self.config.access_overrides.get(chain.index, {}).items():
@@ -424,7 +424,7 @@ class SandboxDataset:
                 access = dict.fromkeys(ACCESS_FLAGS, "1")
                 access["deposits_access"] = "0"
                 access["analytics_access"] = "0"
-            chain = Chain(
+            chain = SandboxChain(
                 index=index,
                 id=chain_id,
                 title=title,
@@ -446,12 +446,12 @@ class SandboxDataset:
             self._build_certificate_types(chain, rng, ids)
             self._build_promotions(chain, rng, ids, companies, locale)
 
-    def _build_card_types(self, chain: Chain, rng: random.Random, ids: _Ids) -> None:
+    def _build_card_types(self, chain: SandboxChain, rng: random.Random, ids: _Ids) -> None:
         names = ("Silver card", "Gold card", "Platinum card", "Friends card")
         count = rng.randint(2, 4)
         chain.card_types = [{"id": ids.take("card_type", 100), "title": t} for t in names[:count]]
 
-    def _build_templates(self, chain: Chain, rng: random.Random, ids: _Ids) -> None:
+    def _build_templates(self, chain: SandboxChain, rng: random.Random, ids: _Ids) -> None:
         start = rng.randrange(len(TEMPLATE_TYPES))
         chain.templates = [
             {
@@ -463,7 +463,7 @@ class SandboxDataset:
             for n, message in enumerate(MESSAGE_TYPES)
         ]
 
-    def _link(self, chain: Chain, rng: random.Random, count: int, n: int) -> Record:
+    def _link(self, chain: SandboxChain, rng: random.Random, count: int, n: int) -> Record:
         service_id, service_title = chain.services[n % len(chain.services)]
         category_node: Record = {
             "id": service_id // 100,
@@ -501,7 +501,7 @@ class SandboxDataset:
             },
         }
 
-    def _build_membership_types(self, chain: Chain, rng: random.Random, ids: _Ids) -> None:
+    def _build_membership_types(self, chain: SandboxChain, rng: random.Random, ids: _Ids) -> None:
         cfg = self.config
         count = 6 + rng.randint(0, 4)
         for n in range(count):
@@ -577,7 +577,7 @@ class SandboxDataset:
                 }
             )
 
-    def _build_certificate_types(self, chain: Chain, rng: random.Random, ids: _Ids) -> None:
+    def _build_certificate_types(self, chain: SandboxChain, rng: random.Random, ids: _Ids) -> None:
         cfg = self.config
         count = 12 + rng.randint(0, 3)
         zone = ZoneInfo(chain.timezone)
@@ -631,7 +631,7 @@ class SandboxDataset:
 
     def _build_promotions(
         self,
-        chain: Chain,
+        chain: SandboxChain,
         rng: random.Random,
         ids: _Ids,
         companies: list[Record],

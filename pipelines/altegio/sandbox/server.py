@@ -49,7 +49,8 @@ MSG_MEMBERSHIP_FILTER = "Subscription IDs or date range not specified."
 MSG_VALIDATION = "An error has occurred"
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 INT_RE = re.compile(r"^\d{1,15}$")
-# Rendered transaction rows kept across requests (~0.4 KB each), oldest chain-days evicted first.
+# Rendered transaction rows kept across requests (bounds the cache's memory), oldest chain-days
+# evicted first.
 TX_CACHE_ROWS = 400_000
 IDLE_CONNECTION_TIMEOUT_S = 30.0
 # What a peer closing its end mid-request raises while we read or write.
@@ -854,8 +855,8 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "AltegioSandbox/1.0"
     sys_version = ""
     timeout = IDLE_CONNECTION_TIMEOUT_S
-    # Headers and body go out in two writes; with Nagle on, small bodies wait ~40 ms for the
-    # client's delayed ACK.
+    # Headers and body go out in two writes; with Nagle on, small bodies wait for the client's
+    # delayed ACK.
     disable_nagle_algorithm = True
     server: _HTTPServer
 
