@@ -196,13 +196,18 @@ def _table_asset(source: Source, chains_key: dg.AssetKey) -> dg.AssetsDefinition
         started = _now()
         storage.guard_source(altegio.source_identity())
         days = [date.fromisoformat(key) for key in context.partition_keys] if daily else []
+        personal_key = storage.personal_key() if source.entity.needs_personal_key else None
         lake = storage.lake()
         with credentials_refusal_is_final(), altegio.open_client(storage.budget_dir) as client:
             chains = client.list_chains(chain_ids=altegio.chain_id_list())
             if daily:
-                report = load.load_daily(client, lake, chains, source.name, days, started)
+                report = load.load_daily(
+                    client, lake, chains, source.name, days, started, personal_key
+                )
             else:
-                report = load.load_reference(client, lake, chains, source.name, started)
+                report = load.load_reference(
+                    client, lake, chains, source.name, started, personal_key
+                )
         yield from _results(context, report, storage, started, days)
 
     _asset.__doc__ = source.main.description

@@ -20,6 +20,7 @@ import dagster as dg
 from pipelines.altegio.client import AltegioClient, ClientSettings, Credentials
 from pipelines.altegio.endpoints import DEFAULT_BASE_URL
 from pipelines.altegio.enums import dimension_tables
+from pipelines.altegio.personal import phone_hash_key
 from pipelines.altegio.schema import TABLES
 from pipelines.storage.parquet import Lake
 from pipelines.storage.warehouse import Warehouse
@@ -52,8 +53,8 @@ STORAGE_VARIABLES = {
     "ALTEGIO_DATA_DIR": "data_dir",
     "ALTEGIO_LOOKBACK_DAYS": "lookback_days",
     "ALTEGIO_TIMEZONE": "timezone",
+    "ALTEGIO_PHONE_HASH_KEY": "phone_hash_key",
 }
-SECRET_FIELDS = ("partner_token", "user_token", "password")
 
 
 class ConfigurationError(Exception):
@@ -211,11 +212,27 @@ class AltegioResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
 
 class StorageResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """Where the lake and the warehouse live, and the nightly window settings."""
+    """Where the lake and the warehouse live, the nightly window settings, and the key of the
+    hashes that stand in for personal data."""
 
     data_dir: str = "data"
     lookback_days: str = str(DEFAULT_LOOKBACK_DAYS)
     timezone: str = DEFAULT_TIMEZONE
+    # Secret; empty: the data directory's own key (pipelines.altegio.personal).
+    phone_hash_key: str = ""
+
+    def __repr__(self) -> str:
+        # Pydantic's repr would print every field, the hash key included.
+        return f"StorageResource(data_dir={self.data_dir!r})"
+
+    __str__ = __repr__
+
+    def personal_key(self) -> bytes:
+        """The key of the phone hashes (ALTEGIO_PHONE_HASH_KEY, else this data directory's)."""
+        try:
+            return phone_hash_key(self.phone_hash_key, self.root)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
 
     @property
     def root(self) -> Path:

@@ -301,9 +301,10 @@ def load_reference(
     chains: Sequence[Chain],
     table: str,
     extracted_at: datetime,
+    personal_key: bytes | None = None,
 ) -> StepReport:
     """Refresh one source read as of now (REFERENCE or LOCATION_SEARCH_THEN_DETAIL) for
-    every chain; one partition per chain."""
+    every chain; one partition per chain. `personal_key` keys the hashes of personal data."""
     source = SOURCES[table]
     if source.shape.by_day or source.shape is LoadShape.GROUPS:
         raise ValueError(f"{table} is not read as of now; use load_daily or load_chains")
@@ -326,6 +327,7 @@ def load_reference(
             chain_id=chain.id,
             extracted_at=extracted_at,
             chain_timezone=chain.timezone,
+            personal_key=personal_key,
         )
         report.absorb(_normalized(batch, table, outcome))
         buffer.add(batch)
@@ -353,6 +355,7 @@ def load_daily(
     table: str,
     days: Sequence[date],
     extracted_at: datetime,
+    personal_key: bytes | None = None,
 ) -> StepReport:
     """Load a source read by day (DAILY or CREATED_WINDOW) for each chain and each day.
 
@@ -380,7 +383,7 @@ def load_daily(
             continue
         outcome = ChainOutcome(chain.id, ChainStatus.LOADED)
         try:
-            loader(client, lake, source, chain, ready, extracted_at, outcome, report)
+            loader(client, lake, source, chain, ready, extracted_at, personal_key, outcome, report)
         except _EXPECTED_FAILURES as exc:
             report.add_outcome(_classify_failure(chain, exc))
             continue
@@ -400,6 +403,7 @@ def _load_days(
     chain: Chain,
     days: Sequence[date],
     extracted_at: datetime,
+    personal_key: bytes | None,
     outcome: ChainOutcome,
     report: StepReport,
 ) -> None:
@@ -425,6 +429,7 @@ def _load_days(
                 extracted_at=extracted_at,
                 chain_timezone=chain.timezone,
                 transaction_date=day,
+                personal_key=personal_key,
             )
             report.absorb(_normalized(batch, table, outcome))
             buffer.add(batch)
@@ -450,6 +455,7 @@ def _load_created_window(
     chain: Chain,
     days: Sequence[date],
     extracted_at: datetime,
+    personal_key: bytes | None,
     outcome: ChainOutcome,
     report: StepReport,
 ) -> None:
@@ -471,6 +477,7 @@ def _load_created_window(
         extracted_at=extracted_at,
         chain_timezone=chain.timezone,
         window_days=days,
+        personal_key=personal_key,
     )
     report.absorb(_normalized(batch, table, outcome))
     buffer = _FamilyBuffer(source.family)
@@ -487,6 +494,7 @@ _DayLoader = Callable[
         Chain,
         Sequence[date],
         datetime,
+        bytes | None,
         ChainOutcome,
         StepReport,
     ],

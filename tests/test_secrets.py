@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from assets import cli
-from assets.resources import AltegioResource
+from assets.resources import AltegioResource, StorageResource
 from pipelines.altegio.client import AltegioClient, ClientSettings, Credentials
 from pipelines.altegio.http import AuthError, InsecureURLError
 from pipelines.altegio.sandbox import SandboxConfig, SandboxServer
@@ -34,7 +34,8 @@ PARTNER = "cnryPARTNER-7f3a9c1e"
 USER = "cnryUSER-b2d84e06"
 LOGIN = "cnry-login-5c1d@example.org"
 PASSWORD = "cnryPASS-e91f2a7b"
-CANARIES = (PARTNER, USER, LOGIN, PASSWORD)
+HASH_KEY = "cnryHASHKEY-3e7d0c5a91b2"
+CANARIES = (PARTNER, USER, LOGIN, PASSWORD, HASH_KEY)
 
 START, END = date(2026, 1, 1), date(2026, 1, 3)
 # The module's sandbox (tests/conftest.py) answers to the canary credentials.
@@ -132,6 +133,7 @@ def test_in_process_load_with_debug_logging_leaks_no_canary(
         logger.setLevel(logging.DEBUG)
         logger.addHandler(records)
     caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("ALTEGIO_PHONE_HASH_KEY", HASH_KEY)
     results: list[dg.ExecuteInProcessResult] = []
     real_materialize = dg.materialize
 
@@ -259,8 +261,10 @@ def test_reprs_and_str_of_configuration_objects_hide_every_secret(tmp_path):
         rate_limit=None,
         budget_dir=tmp_path,
     )
+    storage = StorageResource(data_dir=str(tmp_path), phone_hash_key=HASH_KEY)
     with AltegioClient(settings) as client:
-        objects = [resource, credentials, settings, client, client._session, SANDBOX_CONFIG]
+        objects = [resource, storage, credentials, settings, client, client._session]
+        objects.append(SANDBOX_CONFIG)
         texts = [f(obj) for obj in objects for f in (repr, str)]
     found = leaks("\n".join(texts), "reprs")
     assert not found, found

@@ -27,6 +27,7 @@ def normalize(
     source_endpoint: str | None = None,
     window_day: date | None = None,
     window_days: Collection[date] | None = None,
+    personal_key: bytes | None = None,
 ) -> NormalizedBatch:
     """Type one batch of raw records of one source; one output row = one API record.
 
@@ -38,7 +39,7 @@ def normalize(
     quarantine partition of a record whose own partition day cannot be read. `window_days`
     (memberships) are the days a created-date window covered: a record created on another day
     is quarantined (its partition would belong to another window), under the partition key
-    "<first>..<last>".
+    "<first>..<last>". `personal_key` keys the hashes of personal data (deposits need one).
     """
     # Imported here: the declarations import the engine this package holds.
     from pipelines.altegio.sources import SOURCES, LoadShape
@@ -53,6 +54,8 @@ def normalize(
     entity = source.entity
     if entity.day_column is not None and transaction_date is None:
         raise ValueError(f"{table} needs transaction_date (the requested day)")
+    if entity.needs_personal_key and not personal_key:
+        raise ValueError(f"{table} holds personal data: pass personal_key (the hash key)")
     if extracted_at.tzinfo is None:
         raise ValueError("extracted_at must be timezone-aware")
     ctx = Context(
@@ -65,6 +68,7 @@ def normalize(
         day=transaction_date if entity.day_column is not None else None,
         window_day=window_day,
         window_days=frozenset(window_days) if window_days is not None else None,
+        personal_key=personal_key,
     )
     return run(entity, source.tables, list(records), ctx)
 

@@ -15,8 +15,8 @@ What is refused: a record that cannot be typed - not a JSON object, missing or i
 (not a positive integer), a bool where a number is expected, a non-numeric amount, a
 fractional or out-of-int64 integer, a non-finite number, a list/object where a scalar is
 expected, text that is not valid Unicode, a malformed nested list. Such a record goes to the
-quarantine table verbatim with the reason; it is never dropped and never stops the batch. Its
-child rows are not emitted.
+quarantine table verbatim with the reason (personal fields an entity declares redacted); it is
+never dropped and never stops the batch. Its child rows are not emitted.
 
 Duplicate ids within one batch: among the records that could be typed, the **last occurrence
 wins**; each earlier one goes to quarantine with reason "duplicate id <id>: ...". (A later
@@ -53,6 +53,8 @@ from pipelines.altegio.schema import QUARANTINE, TableSpec
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 _NONE_TYPE = type(None)
+# What a personal value becomes wherever a raw record is kept (quarantine, `extra`).
+REDACTED = "<redacted>"
 
 
 @dataclass
@@ -413,6 +415,8 @@ class Context:
     window_day: date | None = None
     # The days a created-date window covered; a record created outside them is refused.
     window_days: frozenset[date] | None = None
+    # Key of the keyed hashes of personal data (an entity that needs one refuses to run without).
+    personal_key: bytes | None = None
     # Labels learned from the records themselves: E13 codes are not enumerated by Altegio, so
     # a promotion's documented string `type` (E8) labels the numeric loyalty_type_id it and
     # its rules carry (CONTRACT §7 E13: "map from the string type instead").
@@ -452,6 +456,11 @@ class Entity:
     # The column holding each record's own day partition (set by a hook), if any: a refused
     # record is quarantined under that day.
     partition_day: str | None = None
+    # Objects holding personal data: object field -> its keys kept verbatim. Every other key
+    # of such an object is replaced by REDACTED in quarantine `raw_json` and in `extra`.
+    personal: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Hooks hash personal values with Context.personal_key: a batch without one is refused.
+    needs_personal_key: bool = False
 
     @property
     def known(self) -> frozenset[str]:
@@ -592,12 +601,30 @@ def _rows_to_columns(rows: list[dict[str, Any]], spec: TableSpec) -> dict[str, C
     }
 
 
+def _redacted(record: object, entity: Entity) -> object:
+    """The record as quarantine may keep it: personal keys of personal objects replaced."""
+    if not entity.personal:
+        return record
+    if not isinstance(record, dict):
+        # Its shape is unknown, so is where the personal data would be in it.
+        return f"{REDACTED} ({type(record).__name__} record of a source with personal data)"
+    out = dict(record)
+    for key, kept in entity.personal.items():
+        obj = out.get(key)
+        if isinstance(obj, dict):
+            out[key] = {k: v if k in kept else REDACTED for k, v in obj.items()}
+        elif obj is not None:
+            out[key] = REDACTED
+    return out
+
+
 def _quarantine_rows(
     records: Sequence[object],
     reasons: Mapping[int, str],
     ids: Mapping[int, Any],
     partitions: Mapping[int, str],
     ctx: Context,
+    entity: Entity,
 ) -> pa.Table:
     order = sorted(reasons)
     n = len(order)
@@ -610,7 +637,7 @@ def _quarantine_rows(
         "partition_key": [partitions.get(i, default_partition) for i in order],
         "id": [ids.get(i) for i in order],
         "record_index": order,
-        "raw_json": [_safe_text(to_json(records[i])) for i in order],
+        "raw_json": [_safe_text(to_json(_redacted(records[i], entity))) for i in order],
         "reason": [_safe_text(reasons[i]) for i in order],
         "quarantined_at": [ctx.extracted_at] * n,
         "_source_endpoint": [ctx.endpoint] * n,
@@ -629,7 +656,14 @@ def _unknown_fields(rec: dict[Any, Any], entity: Entity) -> dict[str, Any]:
     for obj_key, sub_known in entity.nested_known.items():
         obj = rec.get(obj_key)
         if isinstance(obj, dict) and not sub_known.issuperset(obj):
-            unknown.update({f"{obj_key}.{k}": obj[k] for k in obj if k not in sub_known})
+            personal = obj_key in entity.personal
+            unknown.update(
+                {
+                    f"{obj_key}.{k}": REDACTED if personal else obj[k]
+                    for k in obj
+                    if k not in sub_known
+                }
+            )
     return unknown
 
 
@@ -755,7 +789,7 @@ def run(
         built[spec.name] = _build_table(spec, child_cols, len(kept), ctx, entity)
     return NormalizedBatch(
         tables=built,
-        quarantine=_quarantine_rows(records, reasons, ids, partitions, ctx),
+        quarantine=_quarantine_rows(records, reasons, ids, partitions, ctx, entity),
         drift=ctx.drift,
         unknown_codes={
             k: {c for c in v if isinstance(c, int)}
