@@ -308,7 +308,11 @@ def _fast(raw: list[Any], kind: str) -> Column | None:
     return Column(raw, array)
 
 
-def _coerce_column(raw: list[Any], kind: str, name: str, tz: tzinfo, bad: dict[int, str]) -> Column:
+def _coerce_column(
+    raw: list[Any], kind: str, name: str, tz: tzinfo, bad: dict[int, str], *, personal: bool
+) -> Column:
+    """The column's values coerced to `kind`; a value that cannot be becomes None and its
+    record's quarantine reason (without the value when it is personal data)."""
     fast = _fast(raw, kind)
     if fast is not None:
         return fast
@@ -326,7 +330,8 @@ def _coerce_column(raw: list[Any], kind: str, name: str, tz: tzinfo, bad: dict[i
             out.append(convert(v))
         except Bad as exc:
             out.append(None)
-            bad.setdefault(i, f"{name}: {exc}")
+            reason = f"not a valid {kind} ({REDACTED})" if personal else str(exc)
+            bad.setdefault(i, f"{name}: {reason}")
     return Column(out)
 
 
@@ -465,6 +470,11 @@ class Entity:
     @property
     def known(self) -> frozenset[str]:
         return frozenset(p[0] for _, p, _ in self.sources) | self.extra_known
+
+    def is_personal(self, path: tuple[str, ...]) -> bool:
+        """Whether the record field at `path` is personal data (never kept as sent)."""
+        kept = self.personal.get(path[0])
+        return kept is not None and (len(path) < 2 or path[1] not in kept)
 
 
 def child_row(
@@ -691,7 +701,10 @@ def run(
     cols: dict[str, Column] = {}
     cache: dict[str, list[Any]] = {}
     for column, path, kind in entity.sources:
-        cols[column] = _coerce_column(_extract(recs, path, cache), kind, column, ctx.tz, bad)
+        raw = _extract(recs, path, cache)
+        cols[column] = _coerce_column(
+            raw, kind, column, ctx.tz, bad, personal=entity.is_personal(path)
+        )
     if entity.columns_hook is not None:
         entity.columns_hook(cols, bad, ctx)
 
