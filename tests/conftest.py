@@ -450,6 +450,27 @@ TEST_TABLES: dict[str, Spec] = {
         ("chain_id",),
         ("chain_id", "id"),
     ),
+    "chains": _spec(
+        "chains",
+        [_f("chain_id", I64), _f("title", STR), _f("timezone", STR)],
+        ("chain_id",),
+        ("chain_id",),
+    ),
+    "deposits": _spec(
+        "deposits",
+        [
+            _f("id", I64),
+            _f("chain_id", I64),
+            _f("deposit_type_id", I64),
+            _f("deposit_type_title", STR),
+            _f("balance", F64),
+            _f("reserved_balance", F64),
+            _f("blocked", BOOL),
+            _f("client_id", I64),
+        ],
+        ("chain_id",),
+        ("chain_id", "id"),
+    ),
     "quarantine": _spec(
         "quarantine",
         [

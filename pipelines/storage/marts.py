@@ -330,6 +330,29 @@ MARTS: tuple[Mart, ...] = (
         ORDER BY k.chain_id, k.promotion_id
         """,
     ),
+    Mart(
+        name="deposit_balances",
+        doc=(
+            "One row per chain, deposit type and day the balances were read (the day of "
+            "_extracted_at in the chain's time zone: there is no balance history yet): client "
+            "accounts, their total balance, total reserved balance and how many are blocked."
+        ),
+        query="""
+        SELECT
+            d.chain_id,
+            CAST(timezone(coalesce(c.timezone, 'UTC'), d._extracted_at) AS DATE) AS balance_day,
+            d.deposit_type_id,
+            any_value(d.deposit_type_title) AS deposit_type_title,
+            CAST(count(*) AS BIGINT) AS accounts,
+            CAST(coalesce(sum(d.balance), 0) AS DOUBLE) AS total_balance,
+            CAST(coalesce(sum(d.reserved_balance), 0) AS DOUBLE) AS total_reserved,
+            CAST(count(*) FILTER (WHERE d.blocked) AS BIGINT) AS blocked_accounts
+        FROM altegio.deposits AS d
+        LEFT JOIN altegio.chains AS c ON c.chain_id = d.chain_id
+        GROUP BY d.chain_id, balance_day, d.deposit_type_id
+        ORDER BY d.chain_id, balance_day, d.deposit_type_id
+        """,
+    ),
 )
 
 MART_DOCS: dict[str, str] = {mart.name: mart.doc for mart in MARTS}

@@ -30,6 +30,7 @@ EXPECTED_TABLE_KEYS = {
         "notification_templates",
         "card_types",
         "loyalty_transactions",
+        "deposits",
     )
 }
 EXPECTED_MART_KEYS = {
@@ -41,6 +42,7 @@ EXPECTED_MART_KEYS = {
         "certificate_activity",
         "certificate_redemptions",
         "promotion_effect",
+        "deposit_balances",
     )
 }
 # One step per source writes its tables; the checks belong to the step's main table.
@@ -53,6 +55,7 @@ CHECKED_TABLES = (
     "notification_templates",
     "card_types",
     "loyalty_transactions",
+    "deposits",
 )
 STEP_CHECKS = (
     "rows_reconcile",

@@ -101,6 +101,24 @@ PROMOTIONS = [
 ]  # fmt: skip
 
 
+# Read at 02:30 UTC on 2026-02-01: still 2026-01-31 in New York, already 2026-02-01 in Dubai.
+READ_AT = dt.datetime(2026, 2, 1, 2, 30, tzinfo=dt.UTC)
+CHAINS = [
+    {"chain_id": 1, "title": "NY chain", "timezone": "America/New_York"},
+    {"chain_id": 2, "title": "Dubai chain", "timezone": "Asia/Dubai"},
+]
+DEPOSITS = [
+    {"id": 1, "chain_id": 1, "deposit_type_id": 600, "deposit_type_title": "Prepaid",
+     "balance": 10.0, "reserved_balance": 1.0, "blocked": False, "_extracted_at": READ_AT},
+    {"id": 2, "chain_id": 1, "deposit_type_id": 600, "deposit_type_title": "Prepaid",
+     "balance": 15.5, "reserved_balance": 0.0, "blocked": True, "_extracted_at": READ_AT},
+    {"id": 3, "chain_id": 1, "deposit_type_id": 601, "deposit_type_title": "Gift",
+     "balance": 0.0, "reserved_balance": 0.0, "blocked": False, "_extracted_at": READ_AT},
+    {"id": 4, "chain_id": 2, "deposit_type_id": 700, "deposit_type_title": "Prepaid",
+     "balance": 99.0, "reserved_balance": None, "blocked": None, "_extracted_at": READ_AT},
+]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def con(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConnection]:
     data_dir: Path = tmp_path_factory.mktemp("marts") / "data"
@@ -115,6 +133,8 @@ def con(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyCon
             "membership_balance_links": MEMBERSHIP_LINKS,
             "certificate_types": CERTIFICATE_TYPES,
             "promotions": PROMOTIONS,
+            "chains": CHAINS,
+            "deposits": DEPOSITS,
         },
     )
     wh = Warehouse(data_dir, dimensions=dimension_stub)
@@ -254,6 +274,16 @@ def test_promotion_effect(con: duckdb.DuckDBPyConnection) -> None:
         # declared, never used
         (1, 13, "Unused", "discount_static", 0, 0, 0.0, 0.0),
         (2, 20, None, None, 1, 1, 0.0, 70.0),
+    ]
+
+
+def test_deposit_balances_per_chain_type_and_day_read_in_the_chains_time_zone(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    assert _rows(con, "SELECT * FROM marts.deposit_balances") == [
+        (1, dt.date(2026, 1, 31), 600, "Prepaid", 2, 25.5, 1.0, 1),
+        (1, dt.date(2026, 1, 31), 601, "Gift", 1, 0.0, 0.0, 0),
+        (2, dt.date(2026, 2, 1), 700, "Prepaid", 1, 99.0, 0.0, 0),
     ]
 
 

@@ -47,6 +47,16 @@ KINDS = (
 )
 DISTRICTS = ("Central", "Riverside", "Old Town", "Harbour", "Parkside", "North", "West End")
 
+# Client accounts (deposits): how many per chain, their ids (unique across chains), their types.
+DEPOSITS_PER_CHAIN = (200, 400)
+DEPOSIT_STRIDE = 100_000
+DEPOSIT_ID_BASE = 3_000_000
+DEPOSIT_TYPE_ID_BASE = 600
+CLIENT_ID_BASE = 70_000_000
+DEPOSIT_TYPE_TITLES = ("Prepaid balance", "Gift balance", "Corporate account", "Old wallet")
+CLIENT_FIRST_NAMES = ("Ann", "Ben", "Chloe", "Dev", "Elif", "Femi", "Grace", "Hugo", "Ines", "Jon")
+CLIENT_LAST_NAMES = ("Lee", "Moreau", "Novak", "Okafor", "Patel", "Quinn", "Rossi", "Sato", "Tan")
+
 # Salons are busiest at the end of the week; Sunday is quiet.
 WEEKDAY_FACTOR = (0.7, 0.8, 0.9, 1.0, 1.3, 1.5, 0.5)
 ZERO_DAY_PROBABILITY = 0.06
@@ -219,6 +229,7 @@ class SandboxDataset:
         self._day_transactions = lru_cache(maxsize=4)(self._generate_day_transactions)
         self._day_memberships = lru_cache(maxsize=2048)(self._generate_day_memberships)
         self._day_count = lru_cache(maxsize=65536)(self._generate_day_count)
+        self._deposits = lru_cache(maxsize=64)(self._generate_deposits)
 
     # ---------------------------------------------------------------- public API
 
@@ -340,6 +351,10 @@ class SandboxDataset:
     def card_types(self, chain_id: int) -> list[Record]:
         """Loyalty card types of the chain."""
         return self._chain(chain_id).card_types
+
+    def deposits(self, chain_id: int) -> list[Record]:
+        """Client accounts (deposits) of the chain with their type and client, in served order."""
+        return self._deposits(self._chain(chain_id).index)
 
     def has_chain(self, chain_id: int) -> bool:
         """True when the sandbox user belongs to that chain."""
@@ -732,6 +747,66 @@ class SandboxDataset:
 
     # ---------------------------------------------------------------- per-day records
 
+    def _generate_deposits(self, chain_index: int) -> list[Record]:
+        # An RNG of its own: generating deposits changes no other record of the dataset.
+        chain = self._chains[chain_index]
+        rng = seeded_rng(f"{self.config.seed}/deposits/{chain_index}")
+        zone = ZoneInfo(chain.timezone)
+        opened_from = datetime.combine(self.config.start - timedelta(days=720), time(9), zone)
+        span_s = int(
+            (datetime.combine(self.config.end, time(21), zone) - opened_from).total_seconds()
+        )
+        types = [
+            {
+                "id": DEPOSIT_TYPE_ID_BASE + chain_index * 100 + k,
+                "salon_group_id": chain.id,
+                "title": title,
+                "date_create": format_timestamp(
+                    opened_from - timedelta(days=30 * (k + 1)), colon=True, millis=False
+                ),
+                "deleted": k == 3,
+            }
+            for k, title in enumerate(
+                DEPOSIT_TYPE_TITLES[: rng.randint(2, len(DEPOSIT_TYPE_TITLES))]
+            )
+        ]
+        weights = [6, 3, 2, 1][: len(types)]
+        records: list[Record] = []
+        deposit_id = DEPOSIT_ID_BASE + chain_index * DEPOSIT_STRIDE + rng.randint(0, 900)
+        client_id = CLIENT_ID_BASE + chain_index * DEPOSIT_STRIDE + rng.randint(0, 900)
+        for _ in range(rng.randint(*DEPOSITS_PER_CHAIN)):
+            deposit_id += rng.randint(1, 9)
+            client_id += rng.randint(1, 40)
+            kind = rng.choices(types, weights)[0]
+            initial = float(rng.choice((50, 100, 200, 250, 500, 1000)))
+            balance = round(rng.uniform(0, initial), 2) if rng.random() < 0.85 else initial
+            reserved = round(rng.uniform(0, balance) * 0.3, 2) if rng.random() < 0.2 else 0.0
+            opened = opened_from + timedelta(seconds=rng.randint(0, span_s))
+            first, last = rng.choice(CLIENT_FIRST_NAMES), rng.choice(CLIENT_LAST_NAMES)
+            records.append(
+                {
+                    "deposit": {
+                        "id": deposit_id,
+                        "salon_group_id": chain.id,
+                        "deposit_type_id": kind["id"],
+                        "initial_balance": initial,
+                        "balance": balance,
+                        "reserved_balance": reserved,
+                        "blocked": rng.random() < 0.04,
+                        "date_create": format_timestamp(
+                            opened, colon=rng.random() < 0.5, millis=False
+                        ),
+                    },
+                    "deposit_type": dict(kind),
+                    "client": {
+                        "id": client_id,
+                        "name": f"{first} {last}",
+                        "phone": _phone(rng),
+                    },
+                }
+            )
+        return records
+
     def _rng(self, kind: str, chain_index: int, day: date) -> random.Random:
         return seeded_rng(f"{self.config.seed}/{kind}/{chain_index}/{day.isoformat()}")
 
@@ -933,6 +1008,20 @@ _EMBEDDED_TYPE_FIELDS = (
     "category",
     "balance_container",
 )
+
+
+def _phone(rng: random.Random) -> str:
+    """A (fictional, 555) phone number written one of the ways clients' numbers are."""
+    line = f"{rng.randint(0, 9999):04d}"
+    area = rng.choice(("315", "212", "415"))
+    return rng.choice(
+        (
+            f"+1 {area} 555-{line}",
+            f"1{area}555{line}",
+            f"+1 ({area}) 555 {line}",
+            f"+1{area}555{line}",
+        )
+    )
 
 
 def _search_item(promo: Record, chain_id: int) -> Record:

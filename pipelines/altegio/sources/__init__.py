@@ -9,6 +9,7 @@ from pipelines.altegio.sources import (
     card_types,
     certificate_types,
     chains,
+    deposits,
     loyalty_transactions,
     membership_types,
     memberships,
@@ -46,6 +47,7 @@ SOURCES: dict[str, Source] = {
         notification_templates,
         card_types,
         loyalty_transactions,
+        deposits,
     )
 }
 
