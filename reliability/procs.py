@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.altegio.sandbox.config import PARTNER_TOKEN, USER_TOKEN
-from reliability.common import LOAD_END, LOAD_START, SUITE_CONFIG, Checksums
+from reliability.common import (
+    LOAD_END,
+    LOAD_START,
+    PHONE_HASH_KEY_VARIABLE,
+    SUITE_CONFIG,
+    SUITE_PHONE_HASH_KEY,
+    Checksums,
+)
 
 SANDBOX_READY_TIMEOUT_S = 60.0
 
@@ -74,6 +81,7 @@ def load_env(base_url: str, data_dir: Path, dagster_home: Path) -> dict[str, str
         ALTEGIO_DATA_DIR=str(data_dir),
         DAGSTER_HOME=str(dagster_home),
     )
+    env[PHONE_HASH_KEY_VARIABLE] = SUITE_PHONE_HASH_KEY
     return env
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reliability import concurrency, crash, faults
-from reliability.common import ScenarioResult
+from reliability.common import ScenarioResult, one_phone_hash_key
 
 FULL_CRASH_TRIALS = 21
 QUICK_CRASH_TRIALS = 3
@@ -25,14 +25,15 @@ QUICK_CRASH_TRIALS = 3
 
 def run_suite(work: Path, quick: bool, crash_trials: int | None = None) -> list[ScenarioResult]:
     """Every scenario of the suite, against sandboxes, inside `work`."""
-    clean = faults.clean_run(work)
-    clean_dir = work / "clean"
-    results = [ScenarioResult("clean reference", trials=1)]
-    results[0].rows_compared = sum(len(t.rows) for t in clean.values())
-    results += faults.run(clean, work, quick)
-    trials = crash_trials or (QUICK_CRASH_TRIALS if quick else FULL_CRASH_TRIALS)
-    results += crash.run(clean, clean_dir, work, trials)
-    results += concurrency.run(clean, clean_dir, work, loads=1 if quick else 3, readers=2)
+    with one_phone_hash_key():
+        clean = faults.clean_run(work)
+        clean_dir = work / "clean"
+        results = [ScenarioResult("clean reference", trials=1)]
+        results[0].rows_compared = sum(len(t.rows) for t in clean.values())
+        results += faults.run(clean, work, quick)
+        trials = crash_trials or (QUICK_CRASH_TRIALS if quick else FULL_CRASH_TRIALS)
+        results += crash.run(clean, clean_dir, work, trials)
+        results += concurrency.run(clean, clean_dir, work, loads=1 if quick else 3, readers=2)
     return results
 
 

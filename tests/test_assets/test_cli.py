@@ -28,6 +28,8 @@ def run_cli(server: SandboxServer, data_dir: Path, *args: str) -> subprocess.Com
         "ALTEGIO_USER_TOKEN": server.credentials.user_token,
         "ALTEGIO_RATE_LIMIT": "25",
         "ALTEGIO_DATA_DIR": str(data_dir),
+        # One key for every load: the warehouses' phone hashes are compared.
+        "ALTEGIO_PHONE_HASH_KEY": "test-cli-phone-hash-key",
     }
     cli = Path(sys.executable).with_name("altegio-loyalty")
     return subprocess.run(

@@ -25,6 +25,7 @@ EXPECTED_TABLES = {
     "notification_templates",
     "card_types",
     "loyalty_transactions",
+    "deposits",
     "quarantine",
     "load_steps",
 }
