@@ -383,7 +383,11 @@ def load_daily(
             continue
         outcome = ChainOutcome(chain.id, ChainStatus.LOADED)
         try:
-            loader(client, lake, source, chain, ready, extracted_at, personal_key, outcome, report)
+            loader(
+                _ChainDays(client, lake, source, chain, ready, extracted_at, personal_key),
+                outcome,
+                report,
+            )
         except _EXPECTED_FAILURES as exc:
             report.add_outcome(_classify_failure(chain, exc))
             continue
@@ -396,17 +400,20 @@ def load_daily(
     return accounting.finish(report)
 
 
-def _load_days(
-    client: AltegioClient,
-    lake: Lake,
-    source: Source,
-    chain: Chain,
-    days: Sequence[date],
-    extracted_at: datetime,
-    personal_key: bytes | None,
-    outcome: ChainOutcome,
-    report: StepReport,
-) -> None:
+@dataclass(frozen=True)
+class _ChainDays:
+    """What a day loader reads and writes for one chain: its days of one source."""
+
+    client: AltegioClient
+    lake: Lake
+    source: Source
+    chain: Chain
+    days: Sequence[date]
+    extracted_at: datetime
+    personal_key: bytes | None
+
+
+def _load_days(run: _ChainDays, outcome: ChainOutcome, report: StepReport) -> None:
     """DAILY: one window per day (the records carry no timestamp); days fetched in parallel.
 
     Lake writes run behind: while one flush of FLUSH_ROWS rows is encoded and written on a
@@ -414,6 +421,13 @@ def _load_days(
     so memory stays bounded). A failed write fails the chain like a failed fetch; days already
     flushed keep their new partitions, the rest their old ones, each partition whole.
     """
+    client, lake, source, chain, extracted_at = (
+        run.client,
+        run.lake,
+        run.source,
+        run.chain,
+        run.extracted_at,
+    )
     table = source.name
     family = source.family
     buffer = _FamilyBuffer(family)
@@ -421,7 +435,7 @@ def _load_days(
     flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-flush")
     in_flight: Future[None] | None = None
     try:
-        for day, pages in client.fetch_days(source, chain.id, days):
+        for day, pages in client.fetch_days(source, chain.id, run.days):
             batch = normalize(
                 table,
                 _records(pages, outcome),
@@ -429,7 +443,7 @@ def _load_days(
                 extracted_at=extracted_at,
                 chain_timezone=chain.timezone,
                 transaction_date=day,
-                personal_key=personal_key,
+                personal_key=run.personal_key,
             )
             report.absorb(_normalized(batch, table, outcome))
             buffer.add(batch)
@@ -448,19 +462,10 @@ def _load_days(
         flusher.shutdown(wait=True)
 
 
-def _load_created_window(
-    client: AltegioClient,
-    lake: Lake,
-    source: Source,
-    chain: Chain,
-    days: Sequence[date],
-    extracted_at: datetime,
-    personal_key: bytes | None,
-    outcome: ChainOutcome,
-    report: StepReport,
-) -> None:
+def _load_created_window(run: _ChainDays, outcome: ChainOutcome, report: StepReport) -> None:
     """CREATED_WINDOW: one creation-time window over all the days (the records carry their
     creation time), split into day partitions: far fewer requests than a window per day."""
+    client, lake, source, chain, days = run.client, run.lake, run.source, run.chain, run.days
     table = source.name
     tz = ZoneInfo(chain.timezone)
     start = datetime.combine(days[0], datetime.min.time(), tzinfo=tz)
@@ -474,10 +479,10 @@ def _load_created_window(
         table,
         records,
         chain_id=chain.id,
-        extracted_at=extracted_at,
+        extracted_at=run.extracted_at,
         chain_timezone=chain.timezone,
         window_days=days,
-        personal_key=personal_key,
+        personal_key=run.personal_key,
     )
     report.absorb(_normalized(batch, table, outcome))
     buffer = _FamilyBuffer(source.family)
@@ -486,20 +491,7 @@ def _load_created_window(
     _write_days(buffer, lake, table, chain, days, report, extra_quarantine_keys=[label])
 
 
-_DayLoader = Callable[
-    [
-        AltegioClient,
-        Lake,
-        Source,
-        Chain,
-        Sequence[date],
-        datetime,
-        bytes | None,
-        ChainOutcome,
-        StepReport,
-    ],
-    None,
-]
+_DayLoader = Callable[[_ChainDays, ChainOutcome, StepReport], None]
 _DAY_LOADERS: dict[LoadShape, _DayLoader] = {
     LoadShape.DAILY: _load_days,
     LoadShape.CREATED_WINDOW: _load_created_window,

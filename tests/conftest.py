@@ -23,6 +23,7 @@ import httpx
 import pyarrow as pa
 import pytest
 
+from pipelines.altegio.client import AltegioClient, ClientSettings, Credentials
 from pipelines.altegio.endpoints import ACCEPT_HEADER, ENDPOINTS
 from pipelines.altegio.enums import dimension_tables
 from pipelines.altegio.sandbox import SandboxConfig, SandboxServer, serve
@@ -87,6 +88,22 @@ def sandbox_client(server: SandboxServer, **headers: str) -> httpx.Client:
     }
     base.update(headers)
     return httpx.Client(base_url=server.base_url, headers=base, timeout=10)
+
+
+def sandbox_altegio_client(
+    server: SandboxServer, budget_dir: Path, **settings: Any
+) -> AltegioClient:
+    """An AltegioClient on a sandbox with its credentials and no client-side rate budget."""
+    creds = server.credentials
+    return AltegioClient(
+        ClientSettings(
+            base_url=server.base_url,
+            credentials=Credentials(partner_token=creds.partner_token, user_token=creds.user_token),
+            rate_limit=None,
+            budget_dir=budget_dir,
+            **settings,
+        )
+    )
 
 
 @pytest.fixture

@@ -11,12 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines import load
-from pipelines.altegio.client import AltegioClient, ClientSettings, Credentials
+from pipelines.altegio.client import AltegioClient
 from pipelines.altegio.normalize import normalize
 from pipelines.altegio.personal import phone_hash
 from pipelines.altegio.sandbox import Faults, SandboxConfig, SandboxServer, serve
 from pipelines.altegio.schema import TABLES
-from tests.conftest import endpoint_path, project_lake, sandbox_client
+from tests.conftest import endpoint_path, project_lake, sandbox_altegio_client, sandbox_client
 
 KEY = b"test key of thirty-two bytes...."
 NOW = datetime(2026, 2, 1, 3, 0, tzinfo=UTC)
@@ -186,16 +186,7 @@ def test_a_chain_whose_deposits_flag_is_zero_gets_403(sandbox: SandboxServer):
 
 
 def _client(server: SandboxServer, tmp_path: Path) -> AltegioClient:
-    creds = server.credentials
-    return AltegioClient(
-        ClientSettings(
-            base_url=server.base_url,
-            credentials=Credentials(partner_token=creds.partner_token, user_token=creds.user_token),
-            rate_limit=None,
-            budget_dir=tmp_path / "budget",
-            page_sizes={"deposits": 60},
-        )
-    )
+    return sandbox_altegio_client(server, tmp_path / "budget", page_sizes={"deposits": 60})
 
 
 def test_the_load_writes_every_account_once_despite_page_repeats_and_leaks_no_client(tmp_path):

@@ -10,10 +10,10 @@ import pyarrow.compute as pc
 import pytest
 
 from pipelines import load
-from pipelines.altegio.client import AltegioClient, ClientSettings, Credentials
+from pipelines.altegio.client import AltegioClient
 from pipelines.altegio.sandbox import SandboxConfig, serve
 from pipelines.storage.parquet import Lake
-from tests.conftest import project_lake
+from tests.conftest import project_lake, sandbox_altegio_client
 
 START = date(2026, 1, 1)
 DAYS = [START + timedelta(days=i) for i in range(10)]
@@ -22,15 +22,7 @@ EXTRACTED = datetime(2026, 2, 1, tzinfo=UTC)
 
 
 def _client(server, tmp_path: Path) -> AltegioClient:
-    creds = server.credentials
-    return AltegioClient(
-        ClientSettings(
-            base_url=server.base_url,
-            credentials=Credentials(partner_token=creds.partner_token, user_token=creds.user_token),
-            rate_limit=None,
-            budget_dir=tmp_path / "budget",
-        )
-    )
+    return sandbox_altegio_client(server, tmp_path / "budget")
 
 
 @pytest.fixture

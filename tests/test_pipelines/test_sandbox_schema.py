@@ -15,6 +15,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from pipelines.altegio.sandbox import Faults, SandboxConfig, SandboxServer, serve
+from pipelines.altegio.sources.promotions import INCLUDES
 from tests.conftest import API_EXAMPLES, API_SCHEMAS, all_pages, endpoint_path, sandbox_client
 
 SCHEMAS = API_SCHEMAS
@@ -110,16 +111,7 @@ def validate_everything(server: SandboxServer) -> int:
                             endpoint_path("promotion_search", location_id=location), params=params
                         ).json(),
                     )
-            includes = ",".join(
-                (
-                    "rules",
-                    "applicable_items",
-                    "companies",
-                    "loyalty_card_types",
-                    "on_changed_notification_template",
-                    "on_expiration_notification_template",
-                )
-            )
+            includes = ",".join(INCLUDES)
             for promo in server.dataset.promotions(chain):
                 url = endpoint_path("promotion", chain_id=chain, program_id=promo["id"])
                 check("GET_chain_loyalty_programs_id.200", http.get(url).json())

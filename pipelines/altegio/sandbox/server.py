@@ -105,8 +105,19 @@ def _array(fragments: list[bytes]) -> bytes:
     return b"[" + b",".join(fragments) + b"]"
 
 
-# An endpoint's answer: (endpoint, what it serves, chain id, path parameters, query).
-_Answer = Callable[[Endpoint, Served, int, dict[str, int], dict[str, list[str]]], Response]
+@dataclass(frozen=True)
+class _Request:
+    """One routed API request: its endpoint, what the endpoint serves, for which chain, with
+    which path parameters and query."""
+
+    endpoint: Endpoint
+    served: Served
+    chain_id: int
+    params: dict[str, int]
+    query: dict[str, list[str]]
+
+
+_Answer = Callable[[_Request], Response]
 
 
 @dataclass(frozen=True)
@@ -413,7 +424,7 @@ class SandboxServer:
             chain_id = params["chain_id"]
         self._check_access(endpoint, chain_id)
         answer = self._answers[served.serving]
-        return answer(endpoint, served, chain_id, params, query)
+        return answer(_Request(endpoint, served, chain_id, params, query))
 
     def _auth(self, headers: dict[str, str], body: bytes) -> Response:
         self._check_headers(headers, f"Bearer {self.credentials.partner_token}")
@@ -516,14 +527,13 @@ class SandboxServer:
         rows: list[Record] = getattr(self.dataset, served.rows)(chain_id)
         return rows
 
-    def _paged_list(
-        self,
-        endpoint: Endpoint,
-        served: Served,
-        chain_id: int,
-        _: dict[str, int],
-        query: dict[str, list[str]],
-    ) -> Response:
+    def _paged_list(self, request: _Request) -> Response:
+        endpoint, served, chain_id, query = (
+            request.endpoint,
+            request.served,
+            request.chain_id,
+            request.query,
+        )
         rows = self._rows(served, chain_id)
         for list_filter in served.filters:
             value = _first(query, list_filter.param)
@@ -531,25 +541,18 @@ class SandboxServer:
                 rows = [r for r in rows if _matches(r, list_filter, value)]
         return self._paged(endpoint, rows, query)
 
-    def _bare_list(
-        self,
-        endpoint: Endpoint,
-        served: Served,
-        chain_id: int,
-        _: dict[str, int],
-        __: dict[str, list[str]],
-    ) -> Response:
+    def _bare_list(self, request: _Request) -> Response:
+        endpoint, served, chain_id = request.endpoint, request.served, request.chain_id
         data = [self._quirk(endpoint.name, r) for r in self._rows(served, chain_id)]
         return Response(200, orjson.dumps(data), rows=len(data))
 
-    def _promotion(
-        self,
-        endpoint: Endpoint,
-        _: Served,
-        chain_id: int,
-        params: dict[str, int],
-        query: dict[str, list[str]],
-    ) -> Response:
+    def _promotion(self, request: _Request) -> Response:
+        endpoint, chain_id, params, query = (
+            request.endpoint,
+            request.chain_id,
+            request.params,
+            request.query,
+        )
         promo = self.dataset.promotion(chain_id, params["program_id"])
         if promo is None:
             raise _not_found([])
@@ -557,14 +560,13 @@ class SandboxServer:
         view = self._quirk(endpoint.name, promotion_view(promo, includes))
         return Response(200, orjson.dumps(view), rows=1)
 
-    def _promotion_search(
-        self,
-        endpoint: Endpoint,
-        _: Served,
-        chain_id: int,
-        params: dict[str, int],
-        query: dict[str, list[str]],
-    ) -> Response:
+    def _promotion_search(self, request: _Request) -> Response:
+        endpoint, chain_id, params, query = (
+            request.endpoint,
+            request.chain_id,
+            request.params,
+            request.query,
+        )
         rows = self.dataset.promotion_search(params["location_id"])
         wanted_type = _first(query, "type")
         if wanted_type:
@@ -584,14 +586,8 @@ class SandboxServer:
         data = [self._quirk(endpoint.name, r) for r in rows]
         return Response(200, _envelope(orjson.dumps(data), {"count": len(data)}), rows=len(data))
 
-    def _memberships(
-        self,
-        endpoint: Endpoint,
-        _: Served,
-        chain_id: int,
-        __: dict[str, int],
-        query: dict[str, list[str]],
-    ) -> Response:
+    def _memberships(self, request: _Request) -> Response:
+        endpoint, chain_id, query = request.endpoint, request.chain_id, request.query
         wrap = self.faults.wrap_memberships
         try:
             ids = _int_list(query, "abonements_ids")
@@ -630,14 +626,8 @@ class SandboxServer:
         # The official 400 example: array-wrapped, and without a data key.
         return _HttpError(_json(400, [{"success": False, "meta": meta}]))
 
-    def _transactions(
-        self,
-        endpoint: Endpoint,
-        _: Served,
-        chain_id: int,
-        __: dict[str, int],
-        query: dict[str, list[str]],
-    ) -> Response:
+    def _transactions(self, request: _Request) -> Response:
+        endpoint, chain_id, query = request.endpoint, request.chain_id, request.query
         errors: dict[str, list[str]] = {}
         days: list[date] = []
         # Both window bounds are required here (422 without them, CONTRACT §5.7).
