@@ -19,11 +19,16 @@ import dagster as dg
 
 from pipelines.altegio.client import AltegioClient, ClientSettings, Credentials
 from pipelines.altegio.endpoints import DEFAULT_BASE_URL
+from pipelines.altegio.http import (
+    DEFAULT_RATE_LIMIT,
+    ConfigurationError,
+    RetryPolicy,
+    Timeouts,
+)
 from pipelines.storage.parquet import Lake
 from pipelines.storage.warehouse import Warehouse
 
 SANDBOX = "sandbox"
-DEFAULT_RATE_LIMIT = 3.0
 # Against the built-in sandbox nobody's quota is at stake: the sandbox enforces this rate
 # itself and the client's budget matches it, so the demo finishes in seconds.
 SANDBOX_RATE_LIMIT = 40.0
@@ -52,10 +57,6 @@ STORAGE_VARIABLES = {
     "ALTEGIO_TIMEZONE": "timezone",
 }
 SECRET_FIELDS = ("partner_token", "user_token", "password")
-
-
-class ConfigurationError(Exception):
-    """The environment does not describe a usable API connection; the message says what to set."""
 
 
 _sandbox_lock = threading.Lock()
@@ -95,7 +96,7 @@ class AltegioResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     password: str = ""
     chain_ids: str = ""
     rate_limit: str = ""
-    # Client tuning, seconds (empty: the client's constants). Set by the reliability suite so
+    # Client tuning, seconds (empty: the policies' defaults). Set by the reliability suite so
     # slow-response faults trip the timeout quickly and retries do not sleep for seconds.
     read_timeout_s: str = ""
     backoff_base_s: str = ""
@@ -162,19 +163,26 @@ class AltegioResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             **self._tuning(),
         )
 
-    def _tuning(self) -> dict[str, float]:
-        tuning: dict[str, float] = {}
-        for name in ("read_timeout_s", "backoff_base_s"):
-            text = str(getattr(self, name)).strip()
-            if not text:
-                continue
-            try:
-                tuning[name] = float(text)
-            except ValueError:
-                raise ConfigurationError(f"{name} must be seconds, got {text!r}") from None
-            if tuning[name] <= 0:
-                raise ConfigurationError(f"{name} must be greater than 0")
-        return tuning
+    def _tuning(self) -> dict[str, Any]:
+        """`retry` and `timeouts` for the client: the defaults, with any tuned field set."""
+        backoff = self._seconds("backoff_base_s")
+        read = self._seconds("read_timeout_s")
+        return {
+            "retry": RetryPolicy() if backoff is None else RetryPolicy(backoff_base_s=backoff),
+            "timeouts": Timeouts() if read is None else Timeouts(read_s=read),
+        }
+
+    def _seconds(self, name: str) -> float | None:
+        text = str(getattr(self, name)).strip()
+        if not text:
+            return None
+        try:
+            seconds = float(text)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be seconds, got {text!r}") from None
+        if not seconds > 0:
+            raise ConfigurationError(f"{name} must be greater than 0")
+        return seconds
 
     def _rate(self, default: float) -> float | None:
         if not self.rate_limit.strip():

@@ -65,9 +65,14 @@ class Scope(StrEnum):
     LOCATION = "location"  # path has {location_id}
 
 
+# Methods whose repeat leaves the server as one call would (RFC 9110 §9.2.2). A POST or PATCH
+# is safe to repeat only where the contract says so (CONTRACT §5.10.7): the endpoint declares it.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
 @dataclass(frozen=True)
 class Endpoint:
-    """One GET (or the auth POST) of the API, with its paging and envelope conventions."""
+    """One operation of the API, with its paging, envelope and retry conventions."""
 
     name: str
     method: str
@@ -87,10 +92,22 @@ class Endpoint:
     access_flag: str | None = None
     required_params: tuple[str, ...] = ()
     array_params: tuple[str, ...] = ()
-    success_status: int = 200
+    # The statuses a success may come with (CONTRACT §5.10: writes answer 200, 201 or 204,
+    # sometimes with no body at all). Any other 2xx/3xx is a BadResponse.
+    success_statuses: tuple[int, ...] = (200,)
+    # Whether repeating the call is harmless (None: decided by the method). A call that is not
+    # is retried only when the request provably never reached the server.
+    idempotent: bool | None = None
     contract_section: str = ""
     notes: str = ""
     path_params: tuple[str, ...] = field(default=())
+
+    @property
+    def safe_to_repeat(self) -> bool:
+        """Whether a retry after a lost answer can do no harm."""
+        if self.idempotent is not None:
+            return self.idempotent
+        return self.method in IDEMPOTENT_METHODS
 
     def format_path(self, **params: int) -> str:
         """The concrete path; every placeholder value must be an int (never raw text)."""
@@ -112,7 +129,9 @@ AUTH = Endpoint(
     paging=Paging.NONE,
     total=TotalIn.NONE,
     envelope=Envelope.STANDARD,
-    success_status=201,
+    success_statuses=(201,),
+    # Logging in again changes no documented state (CONTRACT §5.10.7).
+    idempotent=True,
     contract_section="§4.1",
 )
 
