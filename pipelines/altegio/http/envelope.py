@@ -89,6 +89,21 @@ def _loads_or_none(body: bytes) -> Any:
         return None
 
 
+def failure(
+    status: int, body: bytes, headers: Mapping[str, str], context: Mapping[str, Any]
+) -> ApiError:
+    """The typed error of a 4xx/5xx answer, with the API's message and field errors and the
+    seconds its Retry-After asked for."""
+    message, errors = parse_error_body(_loads_or_none(body))
+    return error_class(status)(
+        message,
+        status=status,
+        errors=errors,
+        retry_after_s=parse_retry_after(headers.get("Retry-After")),
+        **context,
+    )
+
+
 def _no_data(endpoint: Endpoint, shape: type, status: int, context: Mapping[str, Any]) -> Any:
     """What an empty body or `data: null` means: no records, or a write that answers nothing
     (a DELETE, a set_balance); a read of one record cannot be empty."""
@@ -108,19 +123,11 @@ def read_answer(
 ) -> tuple[Any, dict[str, Any]]:
     """`(data, meta)` of a success, else the typed error the answer means.
 
-    `context` (endpoint, chain_id, url) goes into every error; a failure keeps the seconds its
-    Retry-After asked for. An empty body is no data (a
+    `context` (endpoint, chain_id, url) goes into every error. An empty body is no data (a
     204, a set_balance answering nothing); a read of records then gets `[]`.
     """
     if status >= 400:
-        message, errors = parse_error_body(_loads_or_none(body))
-        raise error_class(status)(
-            message,
-            status=status,
-            errors=errors,
-            retry_after_s=parse_retry_after(headers.get("Retry-After")),
-            **context,
-        )
+        raise failure(status, body, headers, context)
     if status not in endpoint.success_statuses:
         raise BadResponse(
             f"HTTP {status} is not a documented success of this endpoint "

@@ -150,7 +150,7 @@ def _describe(failure: ApiError) -> str:
     if isinstance(failure, ConnectionFailed):
         return str(failure.message)
     head = f"HTTP {failure.status}" if failure.status is not None else type(failure).__name__
-    return f"{head} {failure.message}" if failure.message else head
+    return f"{head}: {failure.message}" if failure.message else head
 
 
 class ApiSession:
