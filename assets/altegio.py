@@ -104,7 +104,7 @@ def step_metadata(report: load.StepReport, table: str) -> dict[str, Any]:
         "partitions_written": report.partitions_written,
         "requests": report.requests,
         "retries": report.retries,
-        "http_429": report.rate_limited,
+        "http_429": report.http_429,
         "bytes_received": report.bytes_received,
         "duration_s": round(report.duration_s, 3),
         "chains": _chains_table(report),

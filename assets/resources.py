@@ -22,11 +22,16 @@ from pipelines.altegio.endpoints import DEFAULT_BASE_URL
 from pipelines.altegio.enums import dimension_tables
 from pipelines.altegio.personal import phone_hash_key
 from pipelines.altegio.schema import TABLES
+from pipelines.altegio.http import (
+    DEFAULT_RATE_LIMIT,
+    ConfigurationError,
+    RetryPolicy,
+    Timeouts,
+)
 from pipelines.storage.parquet import Lake
 from pipelines.storage.warehouse import Warehouse
 
 SANDBOX = "sandbox"
-DEFAULT_RATE_LIMIT = 3.0
 # Against the built-in sandbox nobody's quota is at stake: the sandbox enforces this rate
 # itself and the client's budget matches it, so the demo finishes in seconds.
 SANDBOX_RATE_LIMIT = 40.0
@@ -57,10 +62,6 @@ STORAGE_VARIABLES = {
 }
 
 
-class ConfigurationError(Exception):
-    """The environment does not describe a usable API connection; the message says what to set."""
-
-
 _sandbox_lock = threading.Lock()
 _sandbox_server: Any = None
 
@@ -88,13 +89,6 @@ def _process_sandbox() -> Any:
         return _sandbox_server
 
 
-class _Tuning(TypedDict, total=False):
-    """The client settings the tuning fields may set (seconds)."""
-
-    read_timeout_s: float
-    backoff_base_s: float
-
-
 class AltegioResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """Connection to the Altegio B2B v1 API (or, with base_url "sandbox", the built-in one)."""
 
@@ -105,7 +99,7 @@ class AltegioResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     password: str = ""
     chain_ids: str = ""
     rate_limit: str = ""
-    # Client tuning, seconds (empty: the client's constants). Set by the reliability suite so
+    # Client tuning, seconds (empty: the policies' defaults). Set by the reliability suite so
     # slow-response faults trip the timeout quickly and retries do not sleep for seconds.
     read_timeout_s: str = ""
     backoff_base_s: str = ""
@@ -172,19 +166,26 @@ class AltegioResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             **self._tuning(),
         )
 
-    def _tuning(self) -> _Tuning:
-        tuning: _Tuning = {}
-        for name in ("read_timeout_s", "backoff_base_s"):
-            text = str(getattr(self, name)).strip()
-            if not text:
-                continue
-            try:
-                tuning[name] = float(text)
-            except ValueError:
-                raise ConfigurationError(f"{name} must be seconds, got {text!r}") from None
-            if tuning[name] <= 0:
-                raise ConfigurationError(f"{name} must be greater than 0")
-        return tuning
+    def _tuning(self) -> dict[str, Any]:
+        """`retry` and `timeouts` for the client: the defaults, with any tuned field set."""
+        backoff = self._seconds("backoff_base_s")
+        read = self._seconds("read_timeout_s")
+        return {
+            "retry": RetryPolicy() if backoff is None else RetryPolicy(backoff_base_s=backoff),
+            "timeouts": Timeouts() if read is None else Timeouts(read_s=read),
+        }
+
+    def _seconds(self, name: str) -> float | None:
+        text = str(getattr(self, name)).strip()
+        if not text:
+            return None
+        try:
+            seconds = float(text)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be seconds, got {text!r}") from None
+        if not seconds > 0:
+            raise ConfigurationError(f"{name} must be greater than 0")
+        return seconds
 
     def _rate(self, default: float) -> float | None:
         if not self.rate_limit.strip():

@@ -99,7 +99,7 @@ def _one(size: Size, limit: float, budget: float) -> RateRun:
             for _, pages in client.fetch_transaction_days(chain_id, days):
                 for page in pages:
                     received.update(int(r["id"]) for r in page.records)
-            client_429 = client.stats.rate_limited_429
+            client_429 = client.stats.http_429
         wall = time.perf_counter() - t0
         server_requests = sandbox.stats()["total_requests"]
     minimum = 1 + len(days)  # /groups + one page per day (every day < one page here)

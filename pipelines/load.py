@@ -76,7 +76,7 @@ class StepReport:
     previews: dict[str, pa.Table] = field(default_factory=dict)
     requests: int = 0
     retries: int = 0
-    rate_limited: int = 0
+    http_429: int = 0
     bytes_received: int = 0
     duration_s: float = 0.0
 
@@ -145,7 +145,7 @@ def record_step(
         "partitions_written": report.partitions_written,
         "requests": report.requests,
         "retries": report.retries,
-        "http_429": report.rate_limited,
+        "http_429": report.http_429,
         "bytes_received": report.bytes_received,
         "duration_s": report.duration_s,
         "schema_drift": orjson.dumps(
@@ -175,7 +175,7 @@ class _Accounting:
         now = self._client.stats.snapshot()
         report.requests = now.requests - self._start.requests
         report.retries = now.retries - self._start.retries
-        report.rate_limited = now.rate_limited_429 - self._start.rate_limited_429
+        report.http_429 = now.http_429 - self._start.http_429
         report.bytes_received = now.bytes_received - self._start.bytes_received
         report.duration_s = time.monotonic() - self._t0
         return report

@@ -21,11 +21,14 @@ from reliability.common import (
 )
 from reliability.procs import Reader, copy_tree
 
+# The row this suite reports.
+SCENARIOS = ("readers: queries during loads",)
+
 
 def run(
     clean: Checksums, clean_dir: Path, work: Path, loads: int, readers: int
 ) -> list[ScenarioResult]:
-    result = ScenarioResult("readers: queries during loads")
+    result = ScenarioResult(SCENARIOS[0])
     data_dir = work / "concurrency"
     copy_tree(clean_dir, data_dir)
     procs = [Reader(data_dir, work, clean, f"concurrency-{i}") for i in range(readers)]

@@ -92,6 +92,10 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+# The rows this suite reports.
+SCENARIOS = ("crash: SIGKILL + rerun", "crash: readers during kills")
+
+
 def run(
     clean: Checksums, clean_dir: Path, work: Path, trials: int, seed: int = SEED
 ) -> list[ScenarioResult]:
@@ -99,8 +103,7 @@ def run(
     number of API requests; a write kill at a random moment up to 1.5 s after the first lake
     file is replaced; a publish kill up to 0.25 s after the publish build directory appears."""
     rng = random.Random(seed)  # noqa: S311 (reproducible kill times, not security)
-    result = ScenarioResult("crash: SIGKILL + rerun")
-    readers = ScenarioResult("crash: readers during kills")
+    result, readers = (ScenarioResult(name) for name in SCENARIOS)
     by_phase = {p: 0 for p in (*PHASES, "finished")}
     rows = sum(len(t.rows) for t in clean.values())
     with sandbox_process() as base_url:

@@ -15,6 +15,7 @@ from pipelines.altegio.client import (
     BodyTooLarge,
     ClientSettings,
     Credentials,
+    RetryPolicy,
 )
 from pipelines.altegio.normalize import normalize
 
@@ -60,7 +61,7 @@ def test_a_body_over_the_limit_is_refused_once_with_a_clear_error(tmp_path):
 def test_deeply_nested_json_is_a_bad_response_not_a_crash(tmp_path):
     handler, calls = counting(b"[" * 5000 + b"]" * 5000)
     with (
-        client_for(tmp_path, handler, max_attempts=2) as client,
+        client_for(tmp_path, handler, retry=RetryPolicy(max_attempts=2)) as client,
         pytest.raises(BadResponse, match="not valid JSON"),
     ):
         list(client.list_card_types(1))
@@ -70,7 +71,7 @@ def test_deeply_nested_json_is_a_bad_response_not_a_crash(tmp_path):
 def test_a_non_json_content_type_is_named_in_the_error(tmp_path):
     handler, _ = counting(b"<html>maintenance</html>", content_type="text/html")
     with (
-        client_for(tmp_path, handler, max_attempts=2) as client,
+        client_for(tmp_path, handler, retry=RetryPolicy(max_attempts=2)) as client,
         pytest.raises(BadResponse, match="text/html"),
     ):
         list(client.list_card_types(1))

@@ -28,32 +28,27 @@ import httpx
 from pipelines.altegio import endpoints as ep
 from pipelines.altegio.endpoints import ArrayEncoding, Endpoint, Paging, TotalIn
 from pipelines.altegio.http import (
-    BACKOFF_BASE_S,
-    BACKOFF_MAX_S,
-    CONNECT_TIMEOUT_S,
     DEFAULT_RATE_LIMIT,
-    MAX_ATTEMPTS,
     MAX_BODY_BYTES,
-    POOL_TIMEOUT_S,
-    READ_TIMEOUT_S,
-    WRITE_TIMEOUT_S,
     AccessDenied,
     ApiError,
     ApiSession,
     AuthError,
     BadResponse,
     BodyTooLarge,
+    ConnectionFailed,
     Credentials,
     InsecureURLError,
-    NetworkError,
     NotFound,
+    OutcomeUnknown,
     QueryValue,
     RateBudget,
     RateLimited,
+    RequestRefused,
     RequestStats,
     RetryPolicy,
     ServerError,
-    ValidationError,
+    Timeouts,
     budget_key,
     check_base_url,
 )
@@ -68,15 +63,18 @@ __all__ = [
     "BodyTooLarge",
     "Chain",
     "ClientSettings",
+    "ConnectionFailed",
     "Credentials",
     "InsecureURLError",
-    "NetworkError",
     "NotFound",
+    "OutcomeUnknown",
     "Page",
     "RateLimited",
+    "RequestRefused",
     "RequestStats",
+    "RetryPolicy",
     "ServerError",
-    "ValidationError",
+    "Timeouts",
 ]
 
 log = logging.getLogger(__name__)
@@ -173,8 +171,9 @@ class ClientSettings:
     """Everything an `AltegioClient` needs; secrets stay masked in the repr (see Credentials).
 
     `rate_limit` is requests per second for this API identity across every thread and process
-    sharing `budget_dir` (None or 0: unlimited). `page_sizes` overrides the table's
-    `request_page_size` per endpoint name.
+    sharing `budget_dir` (None or 0: unlimited). `retry` bounds each request's attempts by time,
+    `timeouts` each attempt. `page_sizes` overrides the table's `request_page_size` per
+    endpoint name.
     """
 
     base_url: str
@@ -182,13 +181,8 @@ class ClientSettings:
     rate_limit: float | None = DEFAULT_RATE_LIMIT
     budget_dir: Path | None = None
     chain_ids: tuple[int, ...] | None = None
-    connect_timeout_s: float = CONNECT_TIMEOUT_S
-    read_timeout_s: float = READ_TIMEOUT_S
-    write_timeout_s: float = WRITE_TIMEOUT_S
-    pool_timeout_s: float = POOL_TIMEOUT_S
-    max_attempts: int = MAX_ATTEMPTS
-    backoff_base_s: float = BACKOFF_BASE_S
-    backoff_max_s: float = BACKOFF_MAX_S
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeouts: Timeouts = field(default_factory=Timeouts)
     max_pages: int = MAX_PAGES
     max_body_bytes: int = MAX_BODY_BYTES
     workers: int = DEFAULT_WORKERS
@@ -227,17 +221,8 @@ class AltegioClient:
             base_url,
             settings.credentials,
             budget=self.budget,
-            retry=RetryPolicy(
-                max_attempts=settings.max_attempts,
-                backoff_base_s=settings.backoff_base_s,
-                backoff_max_s=settings.backoff_max_s,
-            ),
-            timeout=httpx.Timeout(
-                connect=settings.connect_timeout_s,
-                read=settings.read_timeout_s,
-                write=settings.write_timeout_s,
-                pool=settings.pool_timeout_s,
-            ),
+            retry=settings.retry,
+            timeouts=settings.timeouts,
             stats=self.stats,
             sleep=settings.sleep,
             array_encoding=settings.array_encoding,

@@ -63,9 +63,15 @@ class ArrayEncoding(StrEnum):
     BRACKETS = "brackets"  # types[]=1&types[]=2  (Altegio's own client, PHP style)
 
 
+# Methods whose repeat leaves the server as one call would (RFC 9110 §9.2.2). A POST or PATCH
+# is safe to repeat only where the contract says so (CONTRACT §5.10.7): the endpoint declares it.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
 @dataclass(frozen=True)
 class Endpoint:
-    """One request of the API with its paging and envelope conventions (GET unless `method`)."""
+    """One operation of the API, with its paging, envelope and retry conventions (GET unless
+    `method`)."""
 
     name: str
     path: str  # relative to the base URL (which ends in /api/v1), with {placeholders}
@@ -92,6 +98,19 @@ class Endpoint:
     fixed_params: tuple[tuple[str, str], ...] = ()
     # Where a record's id is: page-boundary repeats are recognised by it.
     record_id: tuple[str, ...] = ("id",)
+    # The statuses a success may come with (CONTRACT §5.10: writes answer 200, 201 or 204,
+    # sometimes with no body at all). Any other 2xx/3xx is a BadResponse.
+    success_statuses: tuple[int, ...] = (200,)
+    # Whether repeating the call is harmless (None: decided by the method). A call that is not
+    # is retried only when the request provably never reached the server.
+    idempotent: bool | None = None
+
+    @property
+    def safe_to_repeat(self) -> bool:
+        """Whether a retry after a lost answer can do no harm."""
+        if self.idempotent is not None:
+            return self.idempotent
+        return self.method in IDEMPOTENT_METHODS
 
     def format_path(self, **params: int) -> str:
         """The concrete path; every placeholder value must be an int (never raw text)."""
@@ -106,7 +125,14 @@ class Endpoint:
 UNDOCUMENTED_REQUEST_PAGE_SIZE = 1000
 
 # §4.1: the one write every run may make (a login exchanged for a user token); 201 on success.
-AUTH = Endpoint(name="auth", method="POST", path="/auth")
+AUTH = Endpoint(
+    name="auth",
+    method="POST",
+    path="/auth",
+    success_statuses=(201,),
+    # Logging in again changes no documented state (CONTRACT §5.10.7).
+    idempotent=True,
+)
 
 
 def _declared_endpoints() -> dict[str, Endpoint]:
