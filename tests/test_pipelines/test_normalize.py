@@ -12,8 +12,7 @@ from pipelines.altegio.enums import ENUMS
 from pipelines.altegio.normalize import normalize, normalize_groups
 from pipelines.altegio.schema import TABLES
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "altegio-api"
-EXAMPLES = SHARED / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "altegio_api" / "examples"
 NOW = datetime(2026, 1, 6, 3, 0, tzinfo=UTC)
 DAY = date(2026, 1, 5)
 

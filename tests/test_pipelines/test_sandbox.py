@@ -14,7 +14,6 @@ from pipelines.altegio.endpoints import ACCEPT_HEADER, ENDPOINTS
 from pipelines.altegio.sandbox import Faults, SandboxConfig, SandboxServer, serve
 from pipelines.altegio.sandbox.data import MESSAGE_TYPES, PROMOTION_TYPES, parse_timestamp
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "altegio-api"
 SMALL = SandboxConfig(
     seed=7, start=date(2026, 1, 1), end=date(2026, 1, 14), transactions_per_day=30
 )

@@ -1,4 +1,5 @@
-"""Every 200 body the sandbox serves validates against the official schemas (../shared).
+"""Every 200 body the sandbox serves validates against the official schemas
+(tests/fixtures/altegio_api).
 
 The official examples are shapes it can produce; only the deviations listed in
 schemas/README.md are allowed.
@@ -17,9 +18,9 @@ from jsonschema import Draft202012Validator
 from pipelines.altegio.sandbox import Faults, SandboxConfig, SandboxServer, serve
 from tests.test_pipelines.test_sandbox import all_pages, client, path
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "altegio-api"
-SCHEMAS = SHARED / "schemas"
-EXAMPLES = SHARED / "examples"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "altegio_api"
+SCHEMAS = FIXTURES / "schemas"
+EXAMPLES = FIXTURES / "examples"
 
 
 @cache
