@@ -37,8 +37,13 @@ class Operation:
     retry_safe: bool
     contract_section: str
     # What the sandbox (like the backend) sends where the official success schema says
-    # otherwise; empty when the answer validates as is.
+    # otherwise; empty when the answer validates as is. The two fields after it say the same
+    # as data, for the tests that validate answers.
     deviation: str = ""
+    # Dotted paths in the success body that may be null although the schema says otherwise.
+    nullable_in_answer: tuple[str, ...] = ()
+    # Another documented success status (answered with no body).
+    alternative_status: int | None = None
     # Only Altegio super users may call it; everyone else gets 403 (§5.10.2, restore).
     super_user_only: bool = False
 
@@ -198,6 +203,7 @@ OPERATIONS: dict[str, Operation] = {
                 "data.expiration_date is null (the schema says string) for a membership not "
                 "activated yet: its validity counts from an activation that has not happened"
             ),
+            nullable_in_answer=("data.expiration_date",),
         ),
         Operation(
             "certificate_type",
@@ -243,6 +249,7 @@ OPERATIONS: dict[str, Operation] = {
             retry_safe=True,
             contract_section="§5.10.4",
             deviation="200 with a body, or 204 with none (both documented; a sandbox knob picks)",
+            alternative_status=204,
         ),
         Operation(
             "promotion_create",
