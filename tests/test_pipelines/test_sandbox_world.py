@@ -264,3 +264,37 @@ def test_a_wall_clock_follows_the_real_date(monkeypatch: pytest.MonkeyPatch) -> 
         assert http.get("/_sandbox/clock").json()["follows_wall_clock"] is True
     with pytest.raises(ValueError, match="wall_clock needs evolve"):
         SandboxConfig(wall_clock=True)
+
+
+def test_the_sandbox_command_takes_the_world_options() -> None:
+    import argparse
+
+    from pipelines.altegio.sandbox import cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--evolve",
+            "--wall-clock",
+            "--super-user",
+            "--service-links-chain",
+            "1",
+            "--write-error-every",
+            "5",
+            "--write-drop-every",
+            "7",
+            "--certificate-delete-no-content",
+        ]
+    )
+    cfg = cli.config_from_args(args)
+    assert cfg.evolve and cfg.wall_clock and cfg.credentials.super_user
+    assert cfg.service_links_chains == frozenset({1})
+    assert (cfg.faults.write_error_every, cfg.faults.write_drop_every) == (5, 7)
+    assert cfg.faults.certificate_type_delete_no_content
+    plain = cli.config_from_args(parser.parse_args([]))
+    assert not plain.evolve and not plain.credentials.super_user
+    assert plain.credentials == SandboxConfig().credentials
+    bad = parser.parse_args(["--wall-clock"])
+    with pytest.raises(ValueError, match="wall_clock needs evolve"):
+        cli.config_from_args(bad)

@@ -924,3 +924,26 @@ def test_a_malformed_body_answers_400_and_changes_nothing(
         r = http.post(f"/chain/{chain}/loyalty/abonement_types", content=content)
         assert r.status_code == 400 and r.json()["success"] is False
     assert listed_types(http, chain) == before
+
+
+def test_a_service_links_chain_ignores_the_maps_and_takes_service_links() -> None:
+    config = SandboxConfig(**{**CONFIG.__dict__, "service_links_chains": frozenset({CHAIN})})
+    with serve(config) as server, http_client(server) as http:
+        chain = server.dataset.chain_ids()[CHAIN]
+        (service_id, _), (other_id, _), *_ = server.dataset.services(chain)
+        by_maps = create_type(http, server, chain)
+        assert by_maps["balance_container"]["links"] == []
+        links = [
+            {"service_id": service_id, "is_unlimited": False, "count": 4},
+            {"service_id": other_id, "is_unlimited": True, "count": 0},
+        ]
+        by_links = create_type(http, server, chain, services={}, service_links=links)
+        got = [
+            (lnk["service"]["id"], lnk["count"], lnk["is_unlimited"])
+            for lnk in by_links["balance_container"]["links"]
+        ]
+        assert got == [(service_id, 4, False), (other_id, 0, True)]
+        # The other chain takes the maps and ignores service_links.
+        plain_chain = server.dataset.chain_ids()[0]
+        plain = create_type(http, server, plain_chain, service_links=links)
+        assert [lnk["count"] for lnk in plain["balance_container"]["links"]] == [8]
