@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  login/password: {creds.login} / {creds.password}")
     print(f"  chains        : {', '.join(str(c) for c in server.dataset.chain_ids())}")
     clock = server.dataset.clock
-    moving = "moves (POST /_sandbox/clock)" if clock.moves else "static"
+    moving = "moves on POST /_sandbox/clock" if clock.moves else "static: --evolve moves it"
     if clock.follows_wall_clock:
         moving = "follows the real date"
     print(f"  data          : {config.start} .. {server.dataset.last_day()}")
