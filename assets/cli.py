@@ -19,15 +19,9 @@ from typing import Any
 import dagster as dg
 
 from assets.altegio import TABLE_ASSETS, warehouse
-from assets.resources import (
-    SANDBOX,
-    SANDBOX_END,
-    SANDBOX_START,
-    ConfigurationError,
-    build_resources,
-)
+from assets.resources import SANDBOX, SANDBOX_END, SANDBOX_START, build_resources
 from assets.schedules import RANGE_END_TAG, RANGE_START_TAG
-from pipelines.altegio.http import ApiError, AuthError, InsecureURLError
+from pipelines.altegio.http import ApiError, AuthError, ConfigurationError
 
 DEMO_DATA_DIR = "data/demo"
 # Dagster's own step logs are for the UI; the command shows progress and a summary instead.
@@ -252,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    except (AuthError, InsecureURLError) as exc:
+    except AuthError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     except ApiError as exc:

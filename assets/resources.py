@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 from urllib.parse import urlsplit
 
 import dagster as dg
@@ -20,14 +20,14 @@ import dagster as dg
 from pipelines.altegio.client import AltegioClient, ClientSettings, Credentials
 from pipelines.altegio.endpoints import DEFAULT_BASE_URL
 from pipelines.altegio.enums import dimension_tables
-from pipelines.altegio.personal import phone_hash_key
-from pipelines.altegio.schema import TABLES
 from pipelines.altegio.http import (
     DEFAULT_RATE_LIMIT,
     ConfigurationError,
     RetryPolicy,
     Timeouts,
 )
+from pipelines.altegio.personal import phone_hash_key
+from pipelines.altegio.schema import TABLES
 from pipelines.storage.parquet import Lake
 from pipelines.storage.warehouse import Warehouse
 

@@ -6,10 +6,11 @@ schemas/README.md are allowed.
 """
 
 import copy
-from datetime import date
+from datetime import date, timedelta
 from functools import cache
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from jsonschema import Draft202012Validator
@@ -67,7 +68,7 @@ def validate_everything(server: SandboxServer) -> int:
                     "count",
                     {
                         "created_after": server.config.start.isoformat(),
-                        "created_before": server.config.end.isoformat(),
+                        "created_before": server.dataset.last_day().isoformat(),
                     },
                 ),
             ):
@@ -130,6 +131,50 @@ def test_every_200_body_validates_against_the_official_schema(seed: int) -> None
         seed=seed, start=date(2026, 1, 1), end=date(2026, 1, 10), transactions_per_day=60
     )
     with serve(cfg) as server:
+        assert validate_everything(server) > 50
+
+
+def _move_the_world(server: SandboxServer, http: httpx.Client) -> None:
+    """Writes of every kind through the API, then a week of simulated days."""
+    chain = server.dataset.chain_ids()[1]
+    types = f"/chain/{chain}/loyalty/abonement_types"
+    (service_id, _), *_ = server.dataset.services(chain)
+    created = http.post(
+        types,
+        json={
+            "title": "Schema pass",
+            "salon_group_id": chain,
+            "cost": 10,
+            "service_categories": {str(service_id // 100): 4},
+            "services": {str(service_id): 2},
+            "is_united_balance": False,
+            "united_balance_services_count": 0,
+        },
+    ).json()["data"]
+    assert http.post(f"{types}/{created['id']}/clone", json={}).status_code == 201
+    assert (
+        http.patch(f"{types}/{created['id']}/archive", json={"is_archived": "1"}).status_code == 204
+    )
+    live = server.dataset.live_memberships(chain)
+    frozen = next(m for m in live if m["type"]["allow_freeze"] and not m["is_frozen"])
+    till = (server.dataset.clock.today + timedelta(days=2)).isoformat()
+    memberships = f"/chain/{chain}/loyalty/abonements"
+    http.post(f"{memberships}/{frozen['id']}/freeze", json={"freeze_till": till})
+    period = next(m for m in live if not m["activated_date"])
+    http.post(f"{memberships}/{period['id']}/set_period", json={"period": 2, "period_unit_id": 3})
+    promo = server.dataset.promotions(chain)[0]
+    http.put(f"/chain/{chain}/loyalty/programs/{promo['id']}", json={"title": "Renamed"})
+    http.delete(f"/chain/{chain}/loyalty/programs/{server.dataset.promotions(chain)[1]['id']}")
+    assert http.post("/_sandbox/clock", json={"days": 7}).status_code == 200
+
+
+def test_every_200_body_still_validates_after_writes_and_a_week_of_days() -> None:
+    cfg = SandboxConfig(
+        seed=7, start=date(2026, 1, 1), end=date(2026, 1, 10), transactions_per_day=60, evolve=True
+    )
+    with serve(cfg) as server, sandbox_client(server) as http:
+        _move_the_world(server, http)
+        assert server.dataset.change_counts()["membership_sold"] > 0
         assert validate_everything(server) > 50
 
 

@@ -5,7 +5,7 @@ import signal
 import threading
 from datetime import date
 
-from pipelines.altegio.sandbox.config import Faults, SandboxConfig
+from pipelines.altegio.sandbox.config import Faults, SandboxConfig, SandboxCredentials
 from pipelines.altegio.sandbox.server import SandboxServer
 
 
@@ -26,6 +26,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-retry-after", action="store_true", help="answer 429 without Retry-After"
     )
+    world = parser.add_argument_group("a world that moves (static by default)")
+    world.add_argument(
+        "--evolve",
+        action="store_true",
+        help="days advance on POST /_sandbox/clock ({'days': N} or {'date': 'YYYY-MM-DD'}); "
+        "each day brings sales, visits, freezes, expiries, price changes, corrections "
+        "(deterministic by --seed)",
+    )
+    world.add_argument(
+        "--wall-clock",
+        action="store_true",
+        help="with --evolve: 'today' follows the real date (UTC), simulating the days between",
+    )
+    world.add_argument(
+        "--super-user",
+        action="store_true",
+        help="the credentials are an Altegio super user's (may restore deleted membership types)",
+    )
+    world.add_argument(
+        "--service-links-chain",
+        type=int,
+        action="append",
+        default=[],
+        metavar="INDEX",
+        help="0-based chain whose membership types take service_links[] instead of the maps",
+    )
     faults = parser.add_argument_group("faults (all off by default)")
     faults.add_argument("--error-every", type=int, default=0)
     faults.add_argument("--error-burst", type=int, default=1)
@@ -41,6 +67,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--numeric-strings", action="store_true")
     faults.add_argument("--wrap-memberships", action="store_true")
     faults.add_argument("--forbidden-chain", type=int, default=None, help="0-based chain index")
+    faults.add_argument(
+        "--write-error-every", type=int, default=0, help="every Nth write: 5xx, not applied"
+    )
+    faults.add_argument("--write-error-burst", type=int, default=1)
+    faults.add_argument(
+        "--write-drop-every",
+        type=int,
+        default=0,
+        help="every Nth write: applied, then the connection closes without an answer",
+    )
+    faults.add_argument(
+        "--certificate-delete-no-content",
+        action="store_true",
+        help="certificate-type delete answers 204 without a body (default: 200 with one)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
@@ -58,6 +99,10 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         rate_limit_retry_after=not args.no_retry_after,
         host=args.host,
         port=args.port,
+        evolve=args.evolve,
+        wall_clock=args.wall_clock,
+        credentials=SandboxCredentials(super_user=args.super_user),
+        service_links_chains=frozenset(args.service_links_chain),
         faults=Faults(
             error_every=args.error_every,
             error_burst=args.error_burst,
@@ -73,6 +118,10 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
             numeric_strings=args.numeric_strings,
             wrap_memberships=args.wrap_memberships,
             forbidden_chain=args.forbidden_chain,
+            write_error_every=args.write_error_every,
+            write_error_burst=args.write_error_burst,
+            write_drop_every=args.write_drop_every,
+            certificate_type_delete_no_content=args.certificate_delete_no_content,
         ),
     )
 
@@ -92,7 +141,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"  user token    : {creds.user_token}")
     print(f"  login/password: {creds.login} / {creds.password}")
     print(f"  chains        : {', '.join(str(c) for c in server.dataset.chain_ids())}")
+    clock = server.dataset.clock
+    moving = "moves on POST /_sandbox/clock" if clock.moves else "static: --evolve moves it"
+    if clock.follows_wall_clock:
+        moving = "follows the real date"
+    print(f"  data          : {config.start} .. {server.dataset.last_day()}")
+    print(f"  today         : {clock.today} ({moving})")
     print("  stats         : GET  /_sandbox/stats   reset: POST /_sandbox/reset")
+    print("  write log     : GET  /_sandbox/requests clock: GET /_sandbox/clock")
     print("Press Ctrl-C to stop.", flush=True)
     stop = threading.Event()
 

@@ -26,6 +26,9 @@ class SandboxCredentials:
     user_token: str = USER_TOKEN
     login: str = LOGIN
     password: str = PASSWORD
+    # Only Altegio's own super users may restore a deleted membership type (CONTRACT §5.10.2);
+    # a partner integration gets 403.
+    super_user: bool = False
 
     def __repr__(self) -> str:
         return "SandboxCredentials(***)"
@@ -72,6 +75,17 @@ class Faults:
     # Index (0-based) of a chain whose gating access flags are absent from /groups but whose
     # chain endpoints all answer 403.
     forbidden_chain: int | None = None
+    # Write operations (POST/PUT/PATCH/DELETE under /chain/) count on their own counter, also
+    # from 1, so GET faults stay where they were. In every cycle of `write_error_every` writes
+    # the last `write_error_burst` answer `write_error_status` before anything is applied.
+    write_error_every: int = 0
+    write_error_burst: int = 1
+    write_error_status: int = 503
+    # Every Nth write is applied, then the connection closes before a byte of the answer.
+    write_drop_every: int = 0
+    # Certificate-type delete answers 204 without a body instead of 200 with one (both are
+    # documented, CONTRACT §5.10.4).
+    certificate_type_delete_no_content: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,16 @@ class SandboxConfig:
     access_overrides: Mapping[int, Mapping[str, str | None]] = field(default_factory=dict)
     # What the sandbox accepts (tests set distinctive canary strings to prove none leaks).
     credentials: SandboxCredentials = field(default_factory=SandboxCredentials)
+    # The world moves: the day clock advances on request (POST /_sandbox/clock) and each new day
+    # brings sales, visits, freezes, expiries, price changes and corrections. Off: the generated
+    # world of start..end never changes by itself (writes still change it).
+    evolve: bool = False
+    # With `evolve`: "today" follows the real (UTC) date, simulating every day in between.
+    wall_clock: bool = False
+    # Chain indexes whose membership types take services as `service_links[]` and silently
+    # ignore the `services` / `service_categories` maps (a hidden per-chain feature,
+    # CONTRACT §5.10.2); every other chain takes the maps and ignores `service_links`.
+    service_links_chains: frozenset[int] = frozenset()
     host: str = "127.0.0.1"
     port: int = 0
 
@@ -111,3 +135,5 @@ class SandboxConfig:
             raise ValueError("transactions_per_day must be within 0..20000")
         if self.memberships_per_day < 0 or self.memberships_per_day > 40:
             raise ValueError("memberships_per_day must be within 0..40")
+        if self.wall_clock and not self.evolve:
+            raise ValueError("wall_clock needs evolve (a static world has no clock to follow)")

@@ -233,6 +233,10 @@ class SandboxDataset:
 
     # ---------------------------------------------------------------- public API
 
+    def last_day(self) -> date:
+        """The last day with data: the config's end here; the day before "today" in a World."""
+        return self.config.end
+
     def chain_ids(self) -> list[int]:
         """Ids of every chain the sandbox user belongs to, in /groups order."""
         return [c.id for c in self._chains]
@@ -266,7 +270,7 @@ class SandboxDataset:
         chain = self._chain(chain_id)
         zone = ZoneInfo(chain.timezone)
         first = max(created_from.astimezone(zone).date(), self.config.start)
-        last = min(created_to.astimezone(zone).date(), self.config.end)
+        last = min(created_to.astimezone(zone).date(), self.last_day())
         day = first
         while day <= last:
             for record, moment in self._day_memberships(chain.index, day):
@@ -284,7 +288,7 @@ class SandboxDataset:
             if membership_id < MEMBERSHIP_ID_BASE or chain_index != chain.index:
                 continue
             day = EPOCH + timedelta(days=day_number)
-            if not self.config.start <= day <= self.config.end:
+            if not self.config.start <= day <= self.last_day():
                 continue
             rows = self._day_memberships(chain.index, day)
             if position < len(rows):
@@ -306,7 +310,7 @@ class SandboxDataset:
         wanted = None if location_ids is None else set(location_ids)
         chain = self._chain(chain_id)
         rows: list[Record] = []
-        for day in _days(max(day_from, self.config.start), min(day_to, self.config.end)):
+        for day in _days(max(day_from, self.config.start), min(day_to, self.last_day())):
             block = self._day_transactions(chain.index, day)
             for record, location in zip(block.records, block.location_ids, strict=True):
                 if wanted is None or location in wanted:
@@ -316,7 +320,7 @@ class SandboxDataset:
     def day_transactions(self, chain_id: int, day: date) -> DayTransactions:
         """One chain-day of transactions with each row's hidden location id."""
         chain = self._chain(chain_id)
-        if not self.config.start <= day <= self.config.end:
+        if not self.config.start <= day <= self.last_day():
             return DayTransactions([], [])
         return self._day_transactions(chain.index, day)
 
@@ -811,7 +815,7 @@ class SandboxDataset:
         return seeded_rng(f"{self.config.seed}/{kind}/{chain_index}/{day.isoformat()}")
 
     def _generate_day_count(self, chain_index: int, day: date) -> int:
-        if not self.config.start <= day <= self.config.end:
+        if not self.config.start <= day <= self.last_day():
             return 0
         rng = self._rng("tx-count", chain_index, day)
         if rng.random() < ZERO_DAY_PROBABILITY:

@@ -1,8 +1,11 @@
 """A loopback HTTP server that behaves like the Altegio B2B v1 API for the loyalty extract.
 
-Paths, paging styles, envelopes and access flags come from the endpoint declarations, and
-which handler serves an endpoint with which of `SandboxDataset`'s records from its source's
-`Served` declaration (`pipelines.altegio.sources`); misbehaviour comes from `Faults`.
+Paths, paging styles, envelopes and access flags come from the endpoint declarations (lists:
+which handler serves an endpoint with which of the dataset's records is its source's `Served`
+declaration, `pipelines.altegio.sources`) and `pipelines.altegio.operations` (reads by id and
+writes, answered by `writes.py`); the data comes from the `World` (the generated dataset and what
+happened since); misbehaviour comes from `Faults`. Control paths under `/_sandbox/`: stats,
+reset, the day clock, the write log.
 Transactions pages are assembled from per-(chain, day) pre-rendered JSON fragments so the
 sandbox is never the bottleneck of a benchmark.
 """
@@ -28,15 +31,19 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from pipelines.altegio.endpoints import ACCEPT_HEADER, AUTH, ENDPOINTS, Endpoint, TotalIn
+from pipelines.altegio.operations import OPERATIONS, Operation
+from pipelines.altegio.sandbox import writes
 from pipelines.altegio.sandbox.config import Faults, SandboxConfig
 from pipelines.altegio.sandbox.data import (
     TRANSACTION_TYPES,
     Record,
-    SandboxDataset,
     first_transaction_date,
     parse_timestamp,
     promotion_view,
 )
+from pipelines.altegio.sandbox.evolve import advance_to, follow_wall_clock
+from pipelines.altegio.sandbox.request_log import RequestLog
+from pipelines.altegio.sandbox.world import World
 from pipelines.altegio.sources import SOURCES, ListFilter, Match, Served, Serving
 
 logger = logging.getLogger(__name__)
@@ -58,6 +65,8 @@ DROPPED_CONNECTION_ERRORS = (BrokenPipeError, ConnectionResetError, ConnectionAb
 
 # The later "canonical" spellings the backend also routes (CONTRACT §1.1).
 PATH_ALIASES = (("/groups", "/chains"), ("/chain/", "/chains/"), ("/company/", "/locations/"))
+# A clock step longer than this is a typo, not a simulation anyone waits for.
+MAX_CLOCK_STEP_DAYS = 3660
 
 
 @dataclass
@@ -127,16 +136,32 @@ class _Route:
 
 
 def _routes() -> list[_Route]:
-    routes = []
-    for endpoint in ENDPOINTS.values():
-        spellings = {endpoint.path}
-        for old, new in PATH_ALIASES:
-            if endpoint.path.startswith(old):
-                spellings.add(new + endpoint.path[len(old) :])
-        for spelling in sorted(spellings):
-            regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", spelling)
-            routes.append(_Route(endpoint, re.compile(f"^{regex}/?$")))
-    return routes
+    return [_Route(e, pattern) for e in ENDPOINTS.values() for pattern in _patterns(e.path)]
+
+
+def _patterns(path: str) -> list[re.Pattern[str]]:
+    """One pattern per spelling the backend routes for a declared path."""
+    spellings = {path}
+    for old, new in PATH_ALIASES:
+        if path.startswith(old):
+            spellings.add(new + path[len(old) :])
+    patterns = []
+    for spelling in sorted(spellings):
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", spelling)
+        patterns.append(re.compile(f"^{regex}/?$"))
+    return patterns
+
+
+@dataclass(frozen=True)
+class _OperationRoute:
+    operation: Operation
+    pattern: re.Pattern[str]
+
+
+def _operation_routes() -> list[_OperationRoute]:
+    return [
+        _OperationRoute(op, pattern) for op in OPERATIONS.values() for pattern in _patterns(op.path)
+    ]
 
 
 @dataclass(frozen=True)
@@ -215,16 +240,20 @@ class SandboxServer:
         self.config = config
         self.faults: Faults = config.faults
         self.credentials = config.credentials
-        self.dataset = SandboxDataset(config)
+        self.dataset = World(config)
         self._stats = _Stats()
         self._routes = _routes()
+        self._operation_routes = _operation_routes()
+        self.requests = RequestLog()
+        self._write_counter = 0
         self._counter_lock = threading.Lock()
         self._api_counter = 0
         self._limiter = (
             _RateLimiter(config.rate_limit, config.rate_limit_burst) if config.rate_limit else None
         )
         self._tx_lock = threading.Lock()
-        self._tx_cache: OrderedDict[tuple[int, date], _TxDay] = OrderedDict()
+        # Keyed by (chain, day, revision): a corrected day renders afresh.
+        self._tx_cache: OrderedDict[tuple[int, date, int], _TxDay] = OrderedDict()
         self._tx_cached_rows = 0
         self._stop = threading.Event()
         self._httpd: _HTTPServer | None = None
@@ -263,6 +292,9 @@ class SandboxServer:
 
     def start(self) -> None:
         """Bind (free port unless configured) and serve from a daemon thread."""
+        # A wall clock starts on the real date (days since the data's end are simulated now,
+        # not during the first request).
+        follow_wall_clock(self.dataset)
         self._httpd = _HTTPServer((self.config.host, self.config.port), _Handler, self)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
@@ -292,10 +324,12 @@ class SandboxServer:
         return self._stats.snapshot()
 
     def reset_stats(self) -> None:
-        """Zero the counters and the fault request counter."""
+        """Zero the counters, the fault request counters and the write log."""
         self._stats.reset()
+        self.requests.clear()
         with self._counter_lock:
             self._api_counter = 0
+            self._write_counter = 0
 
     # ---------------------------------------------------------------- dispatch
 
@@ -310,7 +344,12 @@ class SandboxServer:
         if path.startswith(API_PREFIX + "/_sandbox/"):
             path = path[len(API_PREFIX) :]
         if path.startswith("/_sandbox/"):
-            return "_sandbox", self._control(method, path), []
+            return "_sandbox", self._control(method, path, body), []
+        if self.dataset.clock.follows_wall_clock:
+            follow_wall_clock(self.dataset)
+        operation, op_params = self._match_operation(method, path)
+        if operation is not None:
+            return self._operate(operation, op_params, path, query, headers, body, client)
         route, params = self._match(path)
         if route is None or route.endpoint.method != method:
             response = _error(404, {}).response
@@ -319,14 +358,7 @@ class SandboxServer:
         endpoint = route.endpoint
         transport: list[str] = []
         try:
-            if self._limiter is not None:
-                wait = self._limiter.take(client)
-                if wait > 0:
-                    self._stats.fault("rate_limited")
-                    limited = _json(429, {"success": False, "data": None, "meta": {}})
-                    if self.config.rate_limit_retry_after:
-                        limited.headers.append(("Retry-After", str(max(1, math.ceil(wait)))))
-                    raise _HttpError(limited)
+            self._rate_limit(client)
             if endpoint.method == "GET":
                 transport, n = self._transport_faults()
                 if "error" in transport:
@@ -340,6 +372,126 @@ class SandboxServer:
             self._stats.fault(name)
         self._stats.record(endpoint.name, response.status, response.rows)
         return endpoint.name, response, transport
+
+    def _rate_limit(self, client: str) -> None:
+        if self._limiter is None:
+            return
+        wait = self._limiter.take(client)
+        if wait > 0:
+            self._stats.fault("rate_limited")
+            limited = _json(429, {"success": False, "data": None, "meta": {}})
+            if self.config.rate_limit_retry_after:
+                limited.headers.append(("Retry-After", str(max(1, math.ceil(wait)))))
+            raise _HttpError(limited)
+
+    def _match_operation(self, method: str, path: str) -> tuple[Operation | None, dict[str, int]]:
+        if not path.startswith(API_PREFIX + "/"):
+            return None, {}
+        rel = path[len(API_PREFIX) :]
+        for route in self._operation_routes:
+            if route.operation.method != method:
+                continue
+            found = route.pattern.match(rel)
+            if found is None:
+                continue
+            values = found.groupdict()
+            if not all(INT_RE.match(v) for v in values.values()):
+                return None, {}
+            return route.operation, {k: int(v) for k, v in values.items()}
+        return None, {}
+
+    def _operate(
+        self,
+        operation: Operation,
+        params: dict[str, int],
+        path: str,
+        query: dict[str, list[str]],
+        headers: dict[str, str],
+        body: bytes,
+        client: str,
+    ) -> tuple[str, Response, list[str]]:
+        """Answer a read by id or a write; writes have their own faults and are logged."""
+        transport: list[str] = []
+        fault: str | None = None
+        applied = False
+        payload: Any = None
+        try:
+            self._rate_limit(client)
+            self._check_headers(headers, self._expected_auth)
+            chain_id = params["chain_id"]
+            # Archive checks neither rights nor the chain (CONTRACT §5.10.2).
+            if operation.access_flag is not None:
+                self._check_flag(operation.access_flag, chain_id)
+            if operation.writes:
+                fault = self._write_fault()
+                if fault == "error":
+                    raise _HttpError(_write_gateway_error(self.faults.write_error_status))
+            else:
+                transport, n = self._transport_faults()
+                if "error" in transport:
+                    raise _HttpError(self._gateway_error(n))
+            payload = _write_body(body)
+            reply = writes.perform(
+                writes.Call(
+                    world=self.dataset,
+                    operation=operation,
+                    chain_id=chain_id,
+                    ids={k: v for k, v in params.items() if k != "chain_id"},
+                    body=payload if isinstance(payload, dict) else {},
+                    includes=tuple(_list_param(query, "include")),
+                    super_user=self.credentials.super_user,
+                    service_links=self.dataset.chain_index(chain_id)
+                    in self.config.service_links_chains
+                    if self.dataset.has_chain(chain_id)
+                    else False,
+                    certificate_delete_no_content=self.faults.certificate_type_delete_no_content,
+                )
+            )
+            applied = operation.writes
+            response = (
+                Response(reply.status, b"")
+                if reply.payload is None
+                else _json(reply.status, reply.payload)
+            )
+        except writes.Refusal as refusal:
+            response = _error(refusal.status, refusal.meta).response
+        except _HttpError as exc:
+            response = exc.response
+        if operation.writes:
+            if fault == "drop":
+                self._stats.fault("write_drop")
+                transport = ["lose_answer"]
+            self.requests.add(
+                operation.name,
+                operation.method,
+                path,
+                _loggable(payload, body),
+                applied=applied,
+                status=response.status,
+                fault=fault,
+            )
+        elif response.status != 200:
+            transport = [t for t in transport if t in ("slow", "drop")]
+        for name in transport:
+            if name != "lose_answer":
+                self._stats.fault(name)
+        self._stats.record(operation.name, response.status, None)
+        return operation.name, response, transport
+
+    def _write_fault(self) -> str | None:
+        """'error' (5xx, nothing applied), 'drop' (applied, answer lost) or None."""
+        with self._counter_lock:
+            self._write_counter += 1
+            n = self._write_counter
+        f = self.faults
+        if f.write_error_every and (n - 1) % f.write_error_every >= (
+            f.write_error_every - f.write_error_burst
+        ):
+            self._stats.fault("write_error")
+            return "error"
+        if f.write_drop_every and n % f.write_drop_every == 0:
+            return "drop"
+        return None
 
     def _match(self, path: str) -> tuple[_Route | None, dict[str, int]]:
         if not path.startswith(API_PREFIX + "/"):
@@ -384,13 +536,56 @@ class SandboxServer:
             text = f"<html><body><h1>{status} Service Unavailable</h1></body></html>".encode()
         return Response(status, text, content_type="text/html; charset=utf-8")
 
-    def _control(self, method: str, path: str) -> Response:
-        if method == "GET" and path.rstrip("/") == "/_sandbox/stats":
+    def _control(self, method: str, path: str, body: bytes) -> Response:
+        where = path.rstrip("/")
+        if method == "GET" and where == "/_sandbox/stats":
             return _json(200, self.stats())
-        if method == "POST" and path.rstrip("/") == "/_sandbox/reset":
+        if method == "POST" and where == "/_sandbox/reset":
             self.reset_stats()
             return _json(200, {"success": True})
+        if method == "GET" and where == "/_sandbox/requests":
+            return _json(200, {"requests": self.requests.entries()})
+        if method == "GET" and where == "/_sandbox/clock":
+            return _json(200, self._clock_state({}))
+        if method == "POST" and where == "/_sandbox/clock":
+            return self._move_clock(body)
         return _json(404, {"success": False, "data": None, "meta": {}})
+
+    def _clock_state(self, step: dict[str, int]) -> dict[str, Any]:
+        world = self.dataset
+        return {
+            **world.clock.snapshot(),
+            "last_day_with_data": world.last_day().isoformat(),
+            "changes": world.change_counts(),
+            "step": step,
+        }
+
+    def _move_clock(self, body: bytes) -> Response:
+        """`{"days": N}` or `{"date": "YYYY-MM-DD"}`: simulate the days up to the new today."""
+        world = self.dataset
+        if not world.clock.moves:
+            return _json(409, {"message": "the world is static: start the sandbox with --evolve"})
+        try:
+            request = orjson.loads(body) if body else {}
+            if not isinstance(request, dict):
+                raise ValueError("a JSON object")
+            if "date" in request:
+                target = date.fromisoformat(str(request["date"]))
+            else:
+                days = request.get("days", 1)
+                if not isinstance(days, int) or isinstance(days, bool) or days < 0:
+                    raise ValueError("days: a whole number of days, 0 or more")
+                target = world.clock.today + timedelta(days=days)
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            return _json(
+                400, {"message": f"expected {{'days': N}} or {{'date': 'YYYY-MM-DD'}}: {exc}"}
+            )
+        if target < world.clock.today:
+            return _json(400, {"message": "the clock never moves back"})
+        if (target - world.clock.today).days > MAX_CLOCK_STEP_DAYS:
+            return _json(400, {"message": f"at most {MAX_CLOCK_STEP_DAYS} days per step"})
+        step = advance_to(world, target)
+        return _json(200, self._clock_state(step))
 
     def _check_headers(self, headers: dict[str, str], expected_auth: str) -> None:
         accept = headers.get("accept", "")
@@ -452,12 +647,16 @@ class SandboxServer:
         return _json(201, {"success": True, "data": user, "meta": []})
 
     def _check_access(self, endpoint: Endpoint, chain_id: int) -> None:
+        self._check_flag(endpoint.access_flag, chain_id)
+
+    def _check_flag(self, access_flag: str | None, chain_id: int) -> None:
+        """403 unless the chain is the user's and `access_flag` is not "0" there."""
         if not self.dataset.has_chain(chain_id):
             raise _error(403, {"message": MSG_FORBIDDEN})
         if self.faults.forbidden_chain == self.dataset.chain_index(chain_id):
             raise _error(403, {"message": MSG_FORBIDDEN})
         access = self._access[chain_id]
-        if endpoint.access_flag and access.get(endpoint.access_flag) == "0":
+        if access_flag and access.get(access_flag) == "0":
             raise _error(403, {"message": MSG_FORBIDDEN})
 
     # ---------------------------------------------------------------- paging
@@ -672,7 +871,7 @@ class SandboxServer:
         stop: int | None,
     ) -> list[bytes]:
         first = max(first, self.config.start)
-        last = min(last, self.config.end)
+        last = min(last, self.dataset.last_day())
         out: list[bytes] = []
         skip = start
         want = None if stop is None else stop - start
@@ -711,7 +910,7 @@ class SandboxServer:
         return out
 
     def _tx_day(self, chain_id: int, day: date) -> _TxDay:
-        key = (chain_id, day)
+        key = (chain_id, day, self.dataset.transaction_revision(chain_id, day))
         with self._tx_lock:
             cached = self._tx_cache.get(key)
             if cached is not None:
@@ -800,6 +999,30 @@ def _stringify(value: Any, key: str = "") -> Any:
     return value
 
 
+def _write_gateway_error(status: int) -> Response:
+    text = f"<html><body><h1>{status} Service Unavailable</h1></body></html>".encode()
+    return Response(status, text, content_type="text/html; charset=utf-8")
+
+
+def _write_body(body: bytes) -> Any:
+    """The JSON body of a write ({} when empty); 400 when it is not a JSON object."""
+    if not body.strip():
+        return {}
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise _error(400, {"message": writes.MSG_ERROR}) from None
+    if not isinstance(payload, dict):
+        raise _error(400, {"message": writes.MSG_ERROR})
+    return payload
+
+
+def _loggable(payload: Any, body: bytes) -> Any:
+    if payload is not None:
+        return payload
+    return body.decode("utf-8", "replace") if body else None
+
+
 def _first(query: dict[str, list[str]], name: str) -> str | None:
     values = query.get(name)
     return values[0] if values else None
@@ -872,6 +1095,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._serve("POST")
 
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
     def _serve(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
@@ -880,14 +1112,22 @@ class _Handler(BaseHTTPRequestHandler):
         _, response, transport = app.handle(
             method, self.path, headers, body, self.client_address[0]
         )
+        if "lose_answer" in transport:
+            # Applied, then gone: the client sees the connection close with no answer at all.
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
         if "slow" in transport:
             app._stop.wait(app.faults.slow_seconds)
         payload = response.body
         if "truncate" in transport:
             payload = payload[: max(1, len(payload) * 2 // 3)]
         self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(payload)))
+        # A 204 has no body, so no body headers either (RFC 9110 §8.6).
+        if response.status != 204:
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(payload)))
         for name, value in response.headers:
             self.send_header(name, value)
         self.end_headers()
