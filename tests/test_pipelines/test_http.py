@@ -17,7 +17,7 @@ import pytest
 
 from pipelines.altegio import endpoints as ep
 from pipelines.altegio import http as altegio_http
-from pipelines.altegio.endpoints import ArrayEncoding, Endpoint, Envelope, Paging, Scope, TotalIn
+from pipelines.altegio.endpoints import ArrayEncoding, Endpoint, Envelope, Paging, TotalIn
 from pipelines.altegio.http import (
     RETRY_AFTER_MAX_S,
     RETRY_AFTER_SPREAD_S,
@@ -553,7 +553,6 @@ CREATE = Endpoint(
     name="membership_type_create",
     method="POST",
     path="/chain/{chain_id}/loyalty/abonement_types",
-    scope=Scope.CHAIN,
     paging=Paging.NONE,
     total=TotalIn.NONE,
     envelope=Envelope.STANDARD,
