@@ -78,11 +78,11 @@ def normalize_groups(
 ) -> NormalizedBatch:
     """Type the `GET /groups` records: one `chains` row per chain, one `locations` row per
     location in its `companies[]`. Quarantined records carry chain_id null."""
-    from pipelines.altegio.sources import SOURCES
+    from pipelines.altegio.sources import groups_source
 
     if extracted_at.tzinfo is None:
         raise ValueError("extracted_at must be timezone-aware")
-    source = SOURCES["chains"]
+    source = groups_source()
     ctx = Context(
         table=source.name,
         chain_id=None,
