@@ -493,6 +493,14 @@ class Lake:
         for info in self.partitions(table_name):
             yield self._read_file(spec, info.path)
 
+    def read_partition(self, table_name: str, partition: Partition) -> pa.Table:
+        """The rows of one partition, schema exactly as declared (empty if it has none)."""
+        spec = self.spec(table_name)
+        path = self.partition_path(table_name, partition)
+        if not path.exists():
+            return spec.schema.empty_table()
+        return self._read_file(spec, path)
+
     def read(self, table_name: str) -> pa.Table:
         """All rows of ``table_name``, schema exactly as declared (empty table if none)."""
         spec = self.spec(table_name)
