@@ -29,7 +29,7 @@ from pipelines.writes.refresh import refresh_memberships, republish
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("memberships",)
+COMMANDS = ("memberships", "catalog")
 
 
 @dataclass
@@ -102,11 +102,18 @@ def register(commands: Any) -> None:
             verb.add_argument("--visits", type=int, required=True, help="new visit count")
         verb.add_argument("--apply", action="store_true", help="send the changes")
         verb.add_argument("--data-dir", help="default: $ALTEGIO_DATA_DIR or ./data")
+    from assets import cli_catalog
+
+    cli_catalog.register(commands)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        return run_memberships(args)
+        if args.command == "memberships":
+            return run_memberships(args)
+        from assets import cli_catalog
+
+        return cli_catalog.run(args)
     except (ConfigurationError, AuthError, InvalidRequest, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
