@@ -5,7 +5,8 @@ day, so a freeze of an old membership would not show at all until it is re-read 
 the records the writes re-read are written straight into the lake's current tables:
 
 * memberships: each re-read record replaces its own row (and balance links) inside its
-  creation-day partition, every other row of that partition kept as it was;
+  creation-month partition, every other row kept as it was (`pipelines.storage.state`, the
+  path the nightly re-read by id takes);
 * catalogue tables: the chain's partition is re-read whole (`load_reference`), as a load does;
 * the journal: `altegio.operations_journal` rebuilt from the JSONL file;
 
@@ -14,8 +15,8 @@ an apply never publish at once).
 """
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -24,8 +25,10 @@ import pyarrow.compute as pc
 from pipelines.altegio.client import AltegioClient, Chain
 from pipelines.altegio.normalize import normalize
 from pipelines.altegio.schema import TABLES
-from pipelines.load import StepReport, load_reference
+from pipelines.altegio.sources import SOURCES
+from pipelines.load import StepReport, load_reference, monthly_state
 from pipelines.storage.parquet import Lake, Partition
+from pipelines.storage.state import MONTH_COLUMN
 from pipelines.storage.warehouse import PublishResult, Warehouse
 from pipelines.writes.journal import Journal, journal_rows
 
@@ -42,59 +45,44 @@ def refresh_memberships(
     records: Iterable[Mapping[str, Any]],
     personal_key: bytes | None = None,
 ) -> int:
-    """Replace the rows of these re-read memberships in their partitions; rows written."""
+    """Replace the stored rows of these re-read memberships (and their balance links) in
+    their month partitions, through the same current-state path as the nightly re-read
+    (`pipelines.storage.state`); a record that cannot be typed is quarantined and its stored
+    row kept. Returns the rows written."""
     rows = [dict(r) for r in records]
     if not rows:
         return 0
+    source = SOURCES["memberships"]
     batch = normalize(
-        "memberships",
+        source.name,
         rows,
         chain_id=chain.id,
         extracted_at=datetime.now(UTC),
         chain_timezone=chain.timezone,
         personal_key=personal_key,
     )
-    main = batch.tables["memberships"]
-    ids = pa.array(main["id"].to_pylist(), pa.int64())
-    days = sorted(set(main["created_day"].to_pylist()))
-    for name, id_column in (("memberships", "id"), ("membership_balance_links", "membership_id")):
-        _upsert(lake, name, batch.tables[name], id_column, ids, chain.id, days)
+    state = monthly_state(lake, source)
+    ids = batch.tables[source.name][source.entity.key].to_pylist()
+    stored = state.known(chain.id, [source.entity.key, MONTH_COLUMN])
+    wanted = pa.array(sorted(set(ids)), pa.int64())
+    months = stored.filter(pc.is_in(stored[source.entity.key], value_set=wanted))
+    state.upsert(chain.id, ids, set(months[MONTH_COLUMN].to_pylist()), batch.tables)
     if batch.quarantine.num_rows:
         log.warning("%d re-read memberships could not be typed", batch.quarantine.num_rows)
-        lake.replace_partitions(
-            "quarantine",
-            batch.quarantine.set_column(
-                batch.quarantine.schema.get_field_index("partition_key"),
-                "partition_key",
-                pa.array([REFRESH_PARTITION_KEY] * batch.quarantine.num_rows, pa.string()),
-            ),
-            [
-                {
-                    "source_table": "memberships",
-                    "chain_id": chain.id,
-                    "partition_key": REFRESH_PARTITION_KEY,
-                }
-            ],
+        quarantine = batch.quarantine
+        index = quarantine.schema.get_field_index("partition_key")
+        quarantine = quarantine.set_column(
+            index,
+            quarantine.schema.field(index),
+            pa.array([REFRESH_PARTITION_KEY] * quarantine.num_rows, pa.string()),
         )
-    return int(main.num_rows)
-
-
-def _upsert(
-    lake: Lake,
-    name: str,
-    fresh: pa.Table,
-    id_column: str,
-    ids: pa.Array,
-    chain_id: int,
-    days: Sequence[date],
-) -> None:
-    partitions: list[Partition] = [{"chain_id": chain_id, "created_day": day} for day in days]
-    kept = []
-    for partition in partitions:
-        current = lake.read_partition(name, partition)
-        kept.append(current.filter(pc.invert(pc.is_in(current[id_column], value_set=ids))))
-    schema = TABLES[name].schema
-    lake.replace_partitions(name, pa.concat_tables([*kept, fresh.cast(schema)]), partitions)
+        partition: Partition = {
+            "source_table": source.name,
+            "chain_id": chain.id,
+            "partition_key": REFRESH_PARTITION_KEY,
+        }
+        lake.replace_partitions("quarantine", quarantine, [partition])
+    return len(ids)
 
 
 def refresh_catalog(
