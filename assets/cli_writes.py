@@ -202,10 +202,8 @@ def finish_bulk(ctx: WriteContext, result: bulk.BulkResult, out: Any) -> int:
         file=out,
     )
     chain = result.plan.chain
-    touched = [int(s.target["membership_id"]) for s in batch.batch.steps]
-    records = ctx.writer.memberships(chain.id, touched).values()
     lake = ctx.storage.lake()
-    rows = refresh_memberships(lake, chain, records, ctx.storage.personal_key())
+    rows = refresh_memberships(lake, chain, result.records, ctx.storage.personal_key())
     published = republish(lake, ctx.storage.warehouse(), ctx.journal)
     print(
         f"Re-read {rows} membership(s) into the lake; warehouse republished ({published.path}).",
@@ -215,5 +213,12 @@ def finish_bulk(ctx: WriteContext, result: bulk.BulkResult, out: Any) -> int:
         assert batch.refused is not None
         print(f"STOPPED at {batch.refused.key}: {batch.message}", file=out)
         print("Fix the cause and run the same command again to resume.", file=out)
+        return 1
+    if result.unconfirmed:
+        keys = ", ".join(s.key for s in result.unconfirmed)
+        print(
+            f"NOT CONFIRMED: the API answered success but a re-read shows no change: {keys}",
+            file=out,
+        )
         return 1
     return 0

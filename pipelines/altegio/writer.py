@@ -495,7 +495,18 @@ class Writer:
 
     # -- sold memberships (§5.10.3)
 
-    def freeze(self, chain_id: int, membership_id: int, request: Freeze) -> Written:
+    # Each membership verb re-reads the membership after writing (`confirm`), as Altegio's own
+    # client does. A bulk apply passes confirm=False and re-reads its targets 100 per request
+    # at the end instead (`pipelines.writes.memberships`): one request per write, not two.
+
+    def _after(self, chain_id: int, membership_id: int, answer: Any, confirm: bool) -> Any:
+        if confirm:
+            return self.membership(chain_id, membership_id)
+        return dict(answer) if isinstance(answer, dict) else None
+
+    def freeze(
+        self, chain_id: int, membership_id: int, request: Freeze, *, confirm: bool = True
+    ) -> Written:
         """Freeze; not safe to repeat (a frozen membership refuses): a lost answer is
         resolved by re-reading `is_frozen`."""
 
@@ -510,12 +521,13 @@ class Writer:
             frozen,
             f"membership_freeze {membership_id}",
         )
-        # The answer holds only the freeze fields: the whole membership is read back.
-        return Written(self.membership(chain_id, membership_id), sent.read_back)
+        if sent.read_back:
+            return sent
+        return Written(self._after(chain_id, membership_id, sent.record, confirm))
 
-    def unfreeze(self, chain_id: int, membership_id: int) -> Written:
+    def unfreeze(self, chain_id: int, membership_id: int, *, confirm: bool = True) -> Written:
         try:
-            self.call(
+            answer = self.call(
                 "membership_unfreeze", chain_id, Unfreeze().body(), membership_id=membership_id
             )
         except ApiError as exc:
@@ -524,16 +536,24 @@ class Writer:
             if exc.status == 400 and not record.get("is_frozen"):
                 return Written(record, read_back=True)
             raise
-        return Written(self.membership(chain_id, membership_id))
+        return Written(self._after(chain_id, membership_id, answer, confirm))
 
-    def set_balance(self, chain_id: int, membership_id: int, request: SetBalance) -> Written:
-        """Set the visits left (absolute, safe to repeat); the answer has no body: re-read."""
+    def set_balance(
+        self, chain_id: int, membership_id: int, request: SetBalance, *, confirm: bool = True
+    ) -> Written:
+        """Set the visits left (absolute, safe to repeat); the answer has no body."""
         self.call("membership_set_balance", chain_id, request.body(), membership_id=membership_id)
-        return Written(self.membership(chain_id, membership_id))
+        return Written(self._after(chain_id, membership_id, None, confirm))
 
-    def set_period(self, chain_id: int, membership_id: int, request: SetPeriod) -> Written:
-        """Set the validity (absolute, safe to repeat); re-read for the full record."""
-        self.call("membership_set_period", chain_id, request.body(), membership_id=membership_id)
+    def set_period(
+        self, chain_id: int, membership_id: int, request: SetPeriod, *, confirm: bool = True
+    ) -> Written:
+        """Set the validity (absolute, safe to repeat); confirmed on a re-read."""
+        answer = self.call(
+            "membership_set_period", chain_id, request.body(), membership_id=membership_id
+        )
+        if not confirm:
+            return Written(self._after(chain_id, membership_id, answer, confirm))
         after = self.membership(chain_id, membership_id)
         if (after.get("period"), after.get("period_unit_id")) != (request.period, request.unit):
             raise WriteIgnored(

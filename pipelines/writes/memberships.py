@@ -329,7 +329,10 @@ def _link_id(link: dict[str, Any]) -> int:
 class BulkResult:
     plan: BulkPlan
     batch: BatchResult | None = None
-    records: list[dict[str, Any]] = field(default_factory=list)  # memberships after the writes
+    # Every target of the batch as re-read after the writes (100 per request).
+    records: list[dict[str, Any]] = field(default_factory=list)
+    # Steps journalled as done whose membership does not show the change on that re-read.
+    unconfirmed: list[Step] = field(default_factory=list)
 
 
 def _perform(writer: Writer, chain: Chain) -> Any:
@@ -338,13 +341,15 @@ def _perform(writer: Writer, chain: Chain) -> Any:
         body = step.request
         if step.operation == "membership_freeze":
             till = date.fromisoformat(str(body["freeze_till"])[:10])
-            return writer.freeze(chain.id, membership_id, Freeze(till, chain.timezone))
+            request = Freeze(till, chain.timezone)
+            return writer.freeze(chain.id, membership_id, request, confirm=False)
         if step.operation == "membership_unfreeze":
-            return writer.unfreeze(chain.id, membership_id)
+            return writer.unfreeze(chain.id, membership_id, confirm=False)
         if step.operation == "membership_set_period":
-            request = SetPeriod(int(body["period"]), int(body["period_unit_id"]))
-            return writer.set_period(chain.id, membership_id, request)
-        return writer.set_balance(chain.id, membership_id, _balance_request(body))
+            period = SetPeriod(int(body["period"]), int(body["period_unit_id"]))
+            return writer.set_period(chain.id, membership_id, period, confirm=False)
+        balance = _balance_request(body)
+        return writer.set_balance(chain.id, membership_id, balance, confirm=False)
 
     return perform
 
@@ -400,5 +405,13 @@ def apply_bulk(
     result.batch = run_batch(
         journal, batch, _perform(writer, chain), verify, resumed=resumed, progress=progress
     )
-    result.records = list(result.batch.records.values())
+    # One re-read of every target confirms the writes (answers alone are not trusted, and
+    # set_balance answers nothing) and gives the rows the lake is refreshed with.
+    after = writer.memberships(chain.id, [int(s.target["membership_id"]) for s in batch.steps])
+    result.records = list(after.values())
+    result.unconfirmed = [
+        s
+        for s in batch.steps
+        if batch.done(s.key) and not took_effect(s, after.get(int(s.target["membership_id"]), {}))
+    ]
     return result
