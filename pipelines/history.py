@@ -21,7 +21,7 @@ a version still stores their value as read. A rerun that reads the same values a
 
 import hashlib
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -144,14 +144,26 @@ def _take(table: pa.Table, columns: list[str], keys: set[Key]) -> tuple[pa.Table
 class ChainHistory:
     """The history of one source's tables for one chain, kept in step with each write."""
 
-    def __init__(self, store: HistoryStore, source: Source, chain_id: int) -> None:
+    def __init__(
+        self, store: HistoryStore, source: Source, chain_id: int, scope_column: str | None = None
+    ) -> None:
+        """`scope_column`: a column by which a partial read says which records it covers (the
+        creation day of a window of memberships)."""
         if source.history is None:
             raise ValueError(f"{source.name} keeps no history")
         self.store = store
         self.source = source
         self.chain_id = chain_id
+        self.scope_column = scope_column
         key = list(source.main.primary_key)
-        last = store.latest(source.name, chain_id, key)
+        last = store.latest(
+            source.name, chain_id, [*key, *([scope_column] if scope_column else [])]
+        )
+        self._scopes: dict[Key, Any] = (
+            dict(zip(_rows(last, key), last[scope_column].to_pylist(), strict=True))
+            if scope_column
+            else {}
+        )
         self._last: dict[Key, tuple[str, bool]] = {
             k: (h, d)
             for k, h, d in zip(
@@ -162,9 +174,16 @@ class ChainHistory:
             )
         }
 
-    def record(self, tables: Mapping[str, pa.Table], valid_from: datetime) -> VersionCounts:
+    def record(
+        self,
+        tables: Mapping[str, pa.Table],
+        valid_from: datetime,
+        scope: Collection[Any] | None = None,
+    ) -> VersionCounts:
         """Append the versions this read shows (see the module); the read is a complete list
-        of the chain when the source's history policy says so."""
+        of the chain when the source's history policy says so, else of the records whose
+        `scope_column` is in `scope` (a window of memberships lists every one created on its
+        days: one it no longer lists has left the current table too)."""
         source, counts = self.source, VersionCounts()
         policy = source.history
         assert policy is not None
@@ -181,8 +200,15 @@ class ChainHistory:
                 continue
             changed[key] = digest
         gone: set[Key] = set()
-        if policy.complete:
-            gone = {k for k, (_, deleted) in self._last.items() if not deleted and k not in hashes}
+        if policy.complete or scope is not None:
+            covered = set(scope or ())
+            gone = {
+                k
+                for k, (_, deleted) in self._last.items()
+                if not deleted
+                and k not in hashes
+                and (policy.complete or self._scopes.get(k) in covered)
+            }
         # Children first: the parent's version is what makes a version count, so a crash
         # between the two leaves orphan child rows (ignored) and the next run writes both.
         for child in source.tables[1:]:
@@ -203,6 +229,10 @@ class ChainHistory:
         self.store.append(source.name, self.chain_id, valid_from, pa.concat_tables(parts))
         for key, digest in changed.items():
             self._last[key] = (digest, False)
+        if self.scope_column:
+            main = tables[source.name]
+            scoped = zip(_rows(main, key_columns), main[self.scope_column].to_pylist(), strict=True)
+            self._scopes.update(scoped)
         for key in gone:
             self._last[key] = (self._last[key][0], True)
         return counts

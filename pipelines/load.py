@@ -33,7 +33,7 @@ from pipelines.altegio.sources import SOURCES, LoadShape, Source, groups_source
 from pipelines.history import ChainHistory
 from pipelines.storage.history import HistoryStore
 from pipelines.storage.parquet import Lake
-from pipelines.storage.state import MonthlyState
+from pipelines.storage.state import DAY_COLUMN, MonthlyState
 
 log = logging.getLogger(__name__)
 
@@ -279,13 +279,16 @@ def record_history(
     outcome: ChainOutcome,
     report: StepReport,
     chain_history: ChainHistory | None = None,
+    scope: tuple[str, Sequence[Any]] | None = None,
 ) -> None:
     """Append the versions a chain's successful read shows (`pipelines.history`); a chain
-    whose read failed never gets here, so it closes nothing."""
+    whose read failed never gets here, so it closes nothing. `scope` (column, values): what a
+    partial read covers, e.g. the creation days of a window."""
     if history is None or source.history is None:
         return
-    keeper = chain_history or ChainHistory(history, source, chain_id)
-    counts = keeper.record(tables, extracted_at)
+    column, values = scope if scope is not None else (None, None)
+    keeper = chain_history or ChainHistory(history, source, chain_id, column)
+    counts = keeper.record(tables, extracted_at, values)
     outcome.versions += counts.total
     outcome.deleted += counts.deleted
     report.versions += counts.total
@@ -556,7 +559,14 @@ def _load_created_window(run: _ChainDays, outcome: ChainOutcome, report: StepRep
     for name in source.family:
         report.rows[name] = report.rows.get(name, 0) + batch.tables[name].num_rows
     record_history(
-        run.history, source, chain.id, dict(batch.tables), run.extracted_at, outcome, report
+        run.history,
+        source,
+        chain.id,
+        dict(batch.tables),
+        run.extracted_at,
+        outcome,
+        report,
+        scope=(DAY_COLUMN, days),
     )
     label = f"{days[0].isoformat()}..{days[-1].isoformat()}"
     keys = [day.isoformat() for day in days] + [label]

@@ -107,3 +107,32 @@ def _source() -> Any:
     from pipelines.altegio.sources import SOURCES
 
     return SOURCES["membership_types"]
+
+
+def test_a_window_of_memberships_closes_only_what_it_covered(tmp_path: Path) -> None:
+    from pipelines.altegio.sources import SOURCES
+    from tests.conftest import membership
+
+    store = _store(tmp_path)
+    source = SOURCES["memberships"]
+
+    def read(*records: dict[str, Any]) -> dict[str, pa.Table]:
+        batch = normalize(
+            "memberships", list(records), chain_id=CHAIN, extracted_at=T0, chain_timezone="UTC"
+        )
+        return dict(batch.tables)
+
+    jan5 = "2026-01-05T10:00:00+00:00"
+    jan6 = "2026-01-06T10:00:00+00:00"
+    first = read(membership(id=1, created_date=jan5), membership(id=2, created_date=jan6))
+    ChainHistory(store, source, CHAIN, "created_day").record(
+        first, T0, [date(2026, 1, 5), date(2026, 1, 6)]
+    )
+    # A window of Jan 6 that no longer lists membership 2; membership 1 (Jan 5) is not covered.
+    keeper = ChainHistory(store, source, CHAIN, "created_day")
+    counts = keeper.record(read(), T0 + timedelta(days=1), [date(2026, 1, 6)])
+    assert (counts.deleted, counts.total) == (1, 1)
+    rows = store.lake.read("memberships").select(["id", "_is_deleted"]).to_pylist()
+    assert sorted((r["id"], r["_is_deleted"]) for r in rows) == [(1, False), (2, False), (2, True)]
+    # A re-read by id (no scope) closes nothing.
+    assert ChainHistory(store, source, CHAIN).record(read(), T0 + timedelta(days=2)).total == 0
