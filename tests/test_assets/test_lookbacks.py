@@ -23,7 +23,7 @@ CONFIG = SandboxConfig(
     seed=9, chains=2, start=START, end=END, transactions_per_day=6, memberships_per_day=1
 )
 PHONE_KEY = "test-lookbacks-phone-hash-key"
-pytestmark = pytest.mark.xdist_group("cli")
+pytestmark = [pytest.mark.xdist_group("cli"), pytest.mark.timeout(900)]
 
 
 def cli(server: SandboxServer, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -26,7 +26,7 @@ from pipelines.altegio.sandbox import (
 from pipelines.altegio.sandbox.world import ACTIVE
 from tests.conftest import API_EXAMPLES, sandbox_client
 
-START, END = date(2026, 1, 1), date(2026, 2, 20)
+START, END = date(2026, 1, 15), date(2026, 2, 20)
 TODAY = END + timedelta(days=1)
 CONFIG = SandboxConfig(
     seed=5,
@@ -37,7 +37,8 @@ CONFIG = SandboxConfig(
     memberships_per_day=4,
     credentials=SandboxCredentials(super_user=True),
 )
-pytestmark = pytest.mark.xdist_group("cli")
+# Five runs of the command, each a Dagster run in its own process: a shared machine needs time.
+pytestmark = [pytest.mark.xdist_group("cli"), pytest.mark.timeout(1200)]
 
 
 def cli(server: SandboxServer, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
