@@ -155,7 +155,9 @@ def _results(
         if refreshed is not None:
             metadata.update(refresh_metadata(refreshed, table))
         yield dg.MaterializeResult(asset_key=asset_key(table), metadata=metadata)
-    yield from check_results(report, storage.lake(), asset_key(report.table), refreshed)
+    yield from check_results(
+        report, storage.lake(), asset_key(report.table), refreshed, storage.history()
+    )
     _log_outcomes(context, report)
     if refreshed is not None:
         _log_outcomes(context, refreshed)
@@ -193,7 +195,7 @@ def _chains_asset(source: Source) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name=source.name,
         specs=[_spec(name, []) for name in source.family],
-        check_specs=check_specs(source.name),
+        check_specs=check_specs(source.name, history=source.history is not None),
         retry_policy=RETRY_POLICY,
         can_subset=False,
     )
@@ -203,7 +205,9 @@ def _chains_asset(source: Source) -> dg.AssetsDefinition:
         started = _now()
         storage.guard_source(altegio.source_identity())
         with retries_cannot_help(storage.root), altegio.open_client(storage.budget_dir) as client:
-            _, report = load.load_chains(client, storage.lake(), altegio.chain_id_list(), started)
+            _, report = load.load_chains(
+                client, storage.lake(), altegio.chain_id_list(), started, storage.history()
+            )
         yield from _results(context, report, storage, started)
 
     _asset.__doc__ = source.main.description
@@ -223,7 +227,11 @@ def _table_asset(source: Source, chains_key: dg.AssetKey) -> dg.AssetsDefinition
     @dg.multi_asset(
         name=source.name,
         specs=[_spec(name, [chains_key]) for name in source.family],
-        check_specs=check_specs(source.name, refreshed=source.refresh is not None),
+        check_specs=check_specs(
+            source.name,
+            refreshed=source.refresh is not None,
+            history=source.history is not None,
+        ),
         retry_policy=RETRY_POLICY,
         **partitioning,
     )
@@ -234,13 +242,13 @@ def _table_asset(source: Source, chains_key: dg.AssetKey) -> dg.AssetsDefinition
         storage.guard_source(altegio.source_identity())
         days = [date.fromisoformat(key) for key in context.partition_keys] if daily else []
         personal_key = storage.personal_key() if source.entity.needs_personal_key else None
-        lake = storage.lake()
+        lake, history = storage.lake(), storage.history()
         with retries_cannot_help(storage.root), altegio.open_client(storage.budget_dir) as client:
             chains = client.list_chains(chain_ids=altegio.chain_id_list())
             refreshed = None
             if daily:
                 report = load.load_daily(
-                    client, lake, chains, source.name, days, started, personal_key
+                    client, lake, chains, source.name, days, started, personal_key, history
                 )
                 if source.refresh is not None:
                     refreshed = refresh.refresh_by_ids(
@@ -252,10 +260,11 @@ def _table_asset(source: Source, chains_key: dg.AssetKey) -> dg.AssetsDefinition
                         started,
                         personal_key,
                         skip_days=refresh.fresh_days(report, chains, days, started),
+                        history=history,
                     )
             else:
                 report = load.load_reference(
-                    client, lake, chains, source.name, started, personal_key
+                    client, lake, chains, source.name, started, personal_key, history
                 )
         yield from _results(context, report, storage, started, days, refreshed)
 

@@ -9,6 +9,10 @@
 - quarantine_empty (warn): no record was refused, with the counts.
 - state_refreshed (error, sources re-read by id): the refresh by id read every chain it should
   (a failed chain is listed with its reason), with the ids asked for and the requests made.
+- history_one_current_row, history_no_overlap, history_matches_current (error, sources that
+  keep history, `pipelines.history.history_problems`): one current version per id, validity
+  intervals that never overlap, and every current row with its live current version (and no
+  live current version without its current row).
 Freshness of the nightly load is a separate check built in definitions.py.
 """
 
@@ -20,6 +24,8 @@ import duckdb
 
 from pipelines import load
 from pipelines.altegio.schema import TABLES
+from pipelines.history import HISTORY_CHECKS, history_problems
+from pipelines.storage.history import HistoryStore
 from pipelines.storage.parquet import Lake
 from pipelines.storage.warehouse import PUBLISH_DUCKDB_CONFIG
 
@@ -32,6 +38,7 @@ CHECK_NAMES = (
 )
 REFRESH_CHECK = "state_refreshed"
 _SEVERITY = {
+    **{name: dg.AssetCheckSeverity.ERROR for name in HISTORY_CHECKS},
     REFRESH_CHECK: dg.AssetCheckSeverity.ERROR,
     "rows_reconcile": dg.AssetCheckSeverity.ERROR,
     "unique_ids": dg.AssetCheckSeverity.ERROR,
@@ -40,6 +47,10 @@ _SEVERITY = {
     "quarantine_empty": dg.AssetCheckSeverity.WARN,
 }
 _DESCRIPTIONS = {
+    "history_one_current_row": "Every id has one current version in its history.",
+    "history_no_overlap": "No two versions of an id are valid at the same moment.",
+    "history_matches_current": "Every current row has its live current history version, and "
+    "every live current version its current row.",
     REFRESH_CHECK: "The refresh by id re-read every chain it should (failed chains listed).",
     "rows_reconcile": "Rows the API reported = rows received (minus page-boundary repeats) "
     "= rows written + rows quarantined, per chain.",
@@ -50,9 +61,15 @@ _DESCRIPTIONS = {
 }
 
 
-def check_specs(table: str, refreshed: bool = False) -> list[dg.AssetCheckSpec]:
+def check_specs(
+    table: str, refreshed: bool = False, history: bool = False
+) -> list[dg.AssetCheckSpec]:
     key = dg.AssetKey(["altegio", table])
-    names = [*CHECK_NAMES, *([REFRESH_CHECK] if refreshed else [])]
+    names = [
+        *CHECK_NAMES,
+        *([REFRESH_CHECK] if refreshed else []),
+        *(HISTORY_CHECKS if history else ()),
+    ]
     return [dg.AssetCheckSpec(name, asset=key, description=_DESCRIPTIONS[name]) for name in names]
 
 
@@ -81,6 +98,7 @@ def check_results(
     lake: Lake,
     key: dg.AssetKey,
     refreshed: load.StepReport | None = None,
+    history: HistoryStore | None = None,
 ) -> Iterator[dg.AssetCheckResult]:
     def result(name: str, passed: bool, **metadata: object) -> dg.AssetCheckResult:
         return dg.AssetCheckResult(
@@ -135,3 +153,6 @@ def check_results(
             requests=refreshed.requests,
             failed=", ".join(f"{c.chain_id}: {c.reason}" for c in refreshed.failed) or "none",
         )
+    if history is not None and report.table in history.tables:
+        for name, problems in history_problems(history, lake, report.table).items():
+            yield result(name, problems == 0, problems=problems, versions_added=report.versions)

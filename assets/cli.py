@@ -90,6 +90,8 @@ def summarize(result: dg.ExecuteInProcessResult) -> LoadSummary:
         # Accounting is per step (a family writes several tables): count it once per step.
         steps_seen.add(step)
         summary.requests += int(_value(metadata, "requests") or 0)
+        # The re-read of stored memberships by id is a step of its own inside that asset.
+        summary.requests += int(_value(metadata, "refresh_requests") or 0)
         summary.retries += int(_value(metadata, "retries") or 0)
         summary.http_429 += int(_value(metadata, "http_429") or 0)
         summary.quarantined += int(_value(metadata, "rows_quarantined") or 0)

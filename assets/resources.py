@@ -28,6 +28,8 @@ from pipelines.altegio.http import (
 )
 from pipelines.altegio.personal import phone_hash_key
 from pipelines.altegio.schema import TABLES
+from pipelines.history import history_tables
+from pipelines.storage.history import HISTORY_DIR, HistoryStore
 from pipelines.storage.parquet import Lake
 from pipelines.storage.warehouse import Warehouse
 
@@ -253,9 +255,13 @@ class StorageResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         """The lake of this data directory, holding every declared table."""
         return Lake(self.root / "parquet", TABLES)
 
+    def history(self) -> HistoryStore:
+        """The history of the mutable tables (`<data-dir>/history`)."""
+        return HistoryStore(self.root / HISTORY_DIR, history_tables())
+
     def warehouse(self) -> Warehouse:
         """The warehouse of this data directory, published with the enum dimension tables."""
-        return Warehouse(self.root, dimensions=dimension_tables)
+        return Warehouse(self.root, dimensions=dimension_tables, history=self.history())
 
     @property
     def budget_dir(self) -> Path:

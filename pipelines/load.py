@@ -23,15 +23,18 @@ from zoneinfo import ZoneInfo
 import httpx
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.altegio.client import AltegioClient, Chain, Page
 from pipelines.altegio.http import AccessDenied, ApiError, AuthError
 from pipelines.altegio.normalize import NormalizedBatch, normalize, normalize_groups
 from pipelines.altegio.schema import TABLES
 from pipelines.altegio.sources import SOURCES, LoadShape, Source, groups_source
+from pipelines.history import ChainHistory
 from pipelines.storage.disk import is_disk_full
+from pipelines.storage.history import HistoryStore
 from pipelines.storage.parquet import Lake
-from pipelines.storage.state import MonthlyState
+from pipelines.storage.state import DAY_COLUMN, MonthlyState
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,8 @@ class ChainOutcome:
     written: int = 0  # rows of the family's main table written to the lake
     quarantined: int = 0
     requested_ids: int = 0  # records asked for by id (a refresh)
+    versions: int = 0  # history versions appended (tombstones included)
+    deleted: int = 0  # tombstones among them: records a complete list no longer holds
 
 
 @dataclass
@@ -84,6 +89,7 @@ class StepReport:
     http_429: int = 0
     bytes_received: int = 0
     duration_s: float = 0.0
+    versions: int = 0  # history versions appended, every chain
 
     @property
     def step_name(self) -> str:
@@ -132,6 +138,7 @@ def record_step(
             "written": c.written,
             "quarantined": c.quarantined,
             **({"requested_ids": c.requested_ids} if c.requested_ids else {}),
+            **({"versions": c.versions, "deleted": c.deleted} if c.versions else {}),
         }
         for c in report.chains
     ]
@@ -266,8 +273,42 @@ def _classify_failure(chain: Chain, exc: Exception) -> ChainOutcome:
 _EXPECTED_FAILURES = (ApiError, httpx.HTTPError, OSError, ValueError)
 
 
+def record_history(
+    history: HistoryStore | None,
+    source: Source,
+    chain_id: int,
+    tables: dict[str, pa.Table],
+    extracted_at: datetime,
+    outcome: ChainOutcome,
+    report: StepReport,
+    chain_history: ChainHistory | None = None,
+    scope: tuple[str, Sequence[Any]] | None = None,
+) -> None:
+    """Append the versions a chain's successful read shows (`pipelines.history`); a chain
+    whose read failed never gets here, so it closes nothing. `scope` (column, values): what a
+    partial read covers, e.g. the creation days of a window."""
+    if history is None or source.history is None:
+        return
+    column, values = scope if scope is not None else (None, None)
+    keeper = chain_history or ChainHistory(history, source, chain_id, column)
+    counts = keeper.record(tables, extracted_at, values)
+    outcome.versions += counts.total
+    outcome.deleted += counts.deleted
+    report.versions += counts.total
+
+
+def _chain_rows(tables: dict[str, pa.Table], chain_id: int) -> dict[str, pa.Table]:
+    return {
+        name: table.filter(pc.equal(table["chain_id"], chain_id)) for name, table in tables.items()
+    }
+
+
 def load_chains(
-    client: AltegioClient, lake: Lake, chain_ids: Sequence[int] | None, extracted_at: datetime
+    client: AltegioClient,
+    lake: Lake,
+    chain_ids: Sequence[int] | None,
+    extracted_at: datetime,
+    history: HistoryStore | None = None,
 ) -> tuple[list[Chain], StepReport]:
     """Discover the chains the credentials see (/groups) and write chains + locations."""
     source = groups_source()
@@ -299,6 +340,10 @@ def load_chains(
     report.rows = {name: batch.tables[name].num_rows for name in source.family}
     report.quarantined = batch.quarantine.num_rows
     report.partitions_written = len(partitions)
+    for outcome in report.chains:
+        if outcome.written:
+            tables = _chain_rows(dict(batch.tables), outcome.chain_id)
+            record_history(history, source, outcome.chain_id, tables, extracted_at, outcome, report)
     return chains, accounting.finish(report)
 
 
@@ -314,6 +359,7 @@ def load_reference(
     table: str,
     extracted_at: datetime,
     personal_key: bytes | None = None,
+    history: HistoryStore | None = None,
 ) -> StepReport:
     """Refresh one source read as of now (REFERENCE or LOCATION_SEARCH_THEN_DETAIL) for
     every chain; one partition per chain. `personal_key` keys the hashes of personal data."""
@@ -349,6 +395,7 @@ def load_reference(
             [{"source_table": table, "chain_id": chain.id, "partition_key": "all"}],
             report,
         )
+        record_history(history, source, chain.id, dict(batch.tables), extracted_at, outcome, report)
         report.add_outcome(outcome)
         log.info("%s: chain %s: %s rows", table, chain.id, outcome.written)
     return accounting.finish(report)
@@ -368,6 +415,7 @@ def load_daily(
     days: Sequence[date],
     extracted_at: datetime,
     personal_key: bytes | None = None,
+    history: HistoryStore | None = None,
 ) -> StepReport:
     """Load a source read by day (DAILY or CREATED_WINDOW) for each chain and each day.
 
@@ -398,7 +446,7 @@ def load_daily(
         outcome = ChainOutcome(chain.id, ChainStatus.LOADED)
         try:
             loader(
-                _ChainDays(client, lake, source, chain, ready, extracted_at, personal_key),
+                _ChainDays(client, lake, source, chain, ready, extracted_at, personal_key, history),
                 outcome,
                 report,
             )
@@ -425,6 +473,7 @@ class _ChainDays:
     days: Sequence[date]
     extracted_at: datetime
     personal_key: bytes | None
+    history: HistoryStore | None = None
 
 
 def _load_days(run: _ChainDays, outcome: ChainOutcome, report: StepReport) -> None:
@@ -512,6 +561,16 @@ def _load_created_window(run: _ChainDays, outcome: ChainOutcome, report: StepRep
     report.partitions_written += state.replace_days(chain.id, days, batch.tables)
     for name in source.family:
         report.rows[name] = report.rows.get(name, 0) + batch.tables[name].num_rows
+    record_history(
+        run.history,
+        source,
+        chain.id,
+        dict(batch.tables),
+        run.extracted_at,
+        outcome,
+        report,
+        scope=(DAY_COLUMN, days),
+    )
     label = f"{days[0].isoformat()}..{days[-1].isoformat()}"
     keys = [day.isoformat() for day in days] + [label]
     lake.replace_partitions(

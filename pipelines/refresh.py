@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from pipelines.altegio.client import AltegioClient, Chain
 from pipelines.altegio.normalize import normalize
 from pipelines.altegio.sources import SOURCES, LoadShape, Source
+from pipelines.history import ChainHistory
 from pipelines.load import (
     _EXPECTED_FAILURES,
     ChainOutcome,
@@ -36,7 +37,9 @@ from pipelines.load import (
     _records,
     completed_days,
     monthly_state,
+    record_history,
 )
+from pipelines.storage.history import HistoryStore
 from pipelines.storage.parquet import Lake, Partition
 from pipelines.storage.state import DAY_COLUMN, MONTH_COLUMN
 
@@ -111,6 +114,7 @@ def refresh_by_ids(
     extracted_at: datetime,
     personal_key: bytes | None = None,
     skip_days: Mapping[int, Collection[date]] | None = None,
+    history: HistoryStore | None = None,
 ) -> StepReport:
     """Re-read the stored records of `table` the `mode` selects, per chain (see the module)."""
     source = SOURCES[table]
@@ -131,6 +135,9 @@ def refresh_by_ids(
         )
         outcome = ChainOutcome(chain.id, ChainStatus.LOADED, requested_ids=selected.num_rows)
         quarantine: list[pa.Table] = []
+        keeper = None
+        if history is not None and source.history is not None and selected.num_rows:
+            keeper = ChainHistory(history, source, chain.id)
         try:
             for months, ids in _batches(selected, source.entity.key):
                 records = _records(client.list_by_ids(source, chain.id, ids), outcome)
@@ -148,6 +155,17 @@ def refresh_by_ids(
                 for name in source.family:
                     report.rows[name] = report.rows.get(name, 0) + batch.tables[name].num_rows
                 quarantine.append(batch.quarantine)
+                if keeper is not None:
+                    record_history(
+                        history,
+                        source,
+                        chain.id,
+                        dict(batch.tables),
+                        extracted_at,
+                        outcome,
+                        report,
+                        keeper,
+                    )
         except _EXPECTED_FAILURES as exc:
             failure = _classify_failure(chain, exc)
             failure.requested_ids = selected.num_rows

@@ -4,7 +4,9 @@ row-level comparison of a published warehouse with a clean run's.
 A warehouse is summarised per table as its rows (sorted, run-time columns removed) and a
 SHA-256 over them; two warehouses are identical when every table's digest matches. Run-time
 columns (`_extracted_at`, `quarantined_at`) and run-time tables (`load_steps`, `_publish`)
-differ between any two runs by design and are left out.
+differ between any two runs by design and are left out, and so are the validity bounds of the
+history marts (`valid_from`, `valid_to`: when a run saw a change). Schema `altegio_history`
+(every version stamped with its run's time) is not compared; the marts built on it are.
 """
 
 import hashlib
@@ -43,7 +45,8 @@ SUITE_PHONE_HASH_KEY = "reliability-suite-phone-hash-key"
 PHONE_HASH_KEY_VARIABLE = "ALTEGIO_PHONE_HASH_KEY"
 
 EXCLUDED_TABLES = frozenset({"altegio.load_steps", "altegio._publish"})
-EXCLUDED_COLUMNS = frozenset({"_extracted_at", "quarantined_at"})
+# A history mart's validity bounds are when a run saw a change: run-time like _extracted_at.
+EXCLUDED_COLUMNS = frozenset({"_extracted_at", "quarantined_at", "valid_from", "valid_to"})
 SCHEMAS = ("altegio", "marts")
 
 

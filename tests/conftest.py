@@ -28,6 +28,8 @@ from pipelines.altegio.endpoints import ACCEPT_HEADER, ENDPOINTS
 from pipelines.altegio.enums import dimension_tables
 from pipelines.altegio.sandbox import SandboxConfig, SandboxServer, serve
 from pipelines.altegio.schema import TABLES
+from pipelines.history import history_tables
+from pipelines.storage.history import HISTORY_DIR, HistoryStore
 from pipelines.storage.parquet import Lake
 from pipelines.storage.warehouse import Warehouse
 
@@ -47,8 +49,9 @@ def project_lake(root: Path) -> Lake:
 
 
 def project_warehouse(data_dir: Path) -> Warehouse:
-    """A warehouse published with the project's enum dimension tables."""
-    return Warehouse(data_dir, dimensions=dimension_tables)
+    """A warehouse published with the project's enum dimension tables and its history."""
+    history = HistoryStore(data_dir / HISTORY_DIR, history_tables())
+    return Warehouse(data_dir, dimensions=dimension_tables, history=history)
 
 
 @pytest.fixture

@@ -17,13 +17,13 @@ from assets import cli
 from pipelines.altegio.http import AuthError
 from pipelines.altegio.sandbox import Faults, SandboxConfig, SandboxServer, serve
 from pipelines.storage.warehouse import WAREHOUSE_FILE, quote_identifier
-from reliability.common import altegio_overrides
+from reliability.common import EXCLUDED_COLUMNS, altegio_overrides
 
 START, END = date(2026, 1, 1), date(2026, 1, 3)
 SANDBOX_CONFIG = SandboxConfig(
     seed=21, chains=3, locations_per_chain=2, start=START, end=END, transactions_per_day=15
 )
-RUN_TIME_COLUMNS = {"_extracted_at", "quarantined_at"}
+RUN_TIME_COLUMNS = EXCLUDED_COLUMNS  # _extracted_at, quarantined_at, history marts' bounds
 RUN_TIME_TABLES = {"altegio.load_steps", "altegio._publish"}
 CERTIFICATE_FLAG = "loyalty_certificate_types_access"
 

@@ -12,6 +12,8 @@ Conventions shared by every mart:
   which way they move, so the marts do not depend on the API's sign convention.
 - Everything is computed over the loaded window only: the points liability starts at 0 on a
   chain's first loaded transaction day.
+- Marts over schema ``altegio_history`` (``from_history``) see the world as the loads saw it:
+  history starts with a chain's first load, and a change counts from the run that read it.
 """
 
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ class Mart:
     name: str
     doc: str
     query: str
+    # Built from schema altegio_history (only when the publish is given the history).
+    from_history: bool = False
 
 
 # Every transaction joined to its direction; created as the temporary view ``_tx`` before the
@@ -355,5 +359,138 @@ MARTS: tuple[Mart, ...] = (
     ),
 )
 
+
+def price_periods_sql(table: str, id_column: str, tracked: dict[str, str], title: str) -> str:
+    """Periods of one record's tracked values from its history: consecutive versions with the
+    same values (and not deleted) form one period; a deletion ends it; `valid_to` NULL = still
+    current. `tracked`: history column -> mart column."""
+    lagged = ", ".join(f"lag({c}) OVER w AS prev_{c}" for c in tracked)
+    differs = " OR ".join(f"{c} IS DISTINCT FROM prev_{c}" for c in tracked)
+    values = ", ".join(f"any_value({c}) AS {name}" for c, name in tracked.items())
+    return f"""
+        WITH v AS (
+            SELECT chain_id, id, {title} AS title, {", ".join(tracked)}, _is_deleted,
+                   _valid_from, _valid_to, lag(_is_deleted) OVER w AS prev_deleted, {lagged}
+            FROM altegio_history.{table}
+            WINDOW w AS (PARTITION BY chain_id, id ORDER BY _valid_from)
+        ),
+        marked AS (
+            SELECT *, sum(CASE WHEN prev_deleted IS NULL OR _is_deleted <> prev_deleted
+                               OR {differs} THEN 1 ELSE 0 END)
+                      OVER (PARTITION BY chain_id, id ORDER BY _valid_from) AS period
+            FROM v
+        )
+        SELECT
+            chain_id,
+            id AS {id_column},
+            arg_max(title, _valid_from) AS title,
+            {values},
+            min(_valid_from) AS valid_from,
+            CASE WHEN bool_or(_valid_to IS NULL) THEN NULL ELSE max(_valid_to) END AS valid_to
+        FROM marked
+        WHERE NOT _is_deleted
+        GROUP BY chain_id, id, period
+        ORDER BY chain_id, {id_column}, valid_from
+    """  # noqa: S608 (table and column names are this module's constants)
+
+
+HISTORY_MARTS: tuple[Mart, ...] = (
+    Mart(
+        name="membership_status_daily",
+        doc=(
+            "One row per chain, membership type, day and status (E4): how many sold memberships "
+            "were in that status at the end of that day, as the loads saw them (from "
+            "altegio_history.memberships, day in the chain's time zone), and how many of them "
+            "were frozen. Days run from the chain's first load to its last."
+        ),
+        query="""
+        WITH tz AS (SELECT chain_id, coalesce(timezone, 'UTC') AS zone FROM altegio.chains),
+        v AS (
+            SELECT
+                h.chain_id, h.membership_type_id, h.status_id, h.status, h.is_frozen,
+                h._is_deleted,
+                CAST(timezone(coalesce(tz.zone, 'UTC'), h._valid_from) AS DATE) AS from_day,
+                CAST(timezone(coalesce(tz.zone, 'UTC'), h._valid_to) AS DATE) AS to_day
+            FROM altegio_history.memberships AS h
+            LEFT JOIN tz USING (chain_id)
+        ),
+        last_load AS (
+            SELECT CAST(max(started_at) AS DATE) AS day FROM altegio.load_steps
+            WHERE step LIKE 'memberships%'
+        ),
+        bounds AS (
+            SELECT chain_id, min(from_day) AS first_day,
+                   greatest(max(from_day), coalesce(any_value(l.day), max(from_day))) AS last_day
+            FROM v, last_load AS l
+            GROUP BY chain_id
+        ),
+        days AS (
+            SELECT chain_id, CAST(unnest(generate_series(
+                CAST(first_day AS TIMESTAMP), CAST(last_day AS TIMESTAMP), INTERVAL 1 DAY
+            )) AS DATE) AS day
+            FROM bounds
+        )
+        SELECT
+            d.chain_id,
+            v.membership_type_id,
+            d.day,
+            v.status_id,
+            any_value(v.status) AS status,
+            CAST(count(*) AS BIGINT) AS memberships,
+            CAST(count(*) FILTER (WHERE v.is_frozen) AS BIGINT) AS frozen
+        FROM days AS d
+        JOIN v ON v.chain_id = d.chain_id AND v.from_day <= d.day
+              AND (v.to_day IS NULL OR v.to_day > d.day)
+        WHERE NOT v._is_deleted
+        GROUP BY d.chain_id, v.membership_type_id, d.day, v.status_id
+        ORDER BY d.chain_id, v.membership_type_id, d.day, v.status_id
+        """,
+        from_history=True,
+    ),
+    Mart(
+        name="membership_type_prices",
+        doc=(
+            "One row per chain, membership type and price period: the type's cost (and online "
+            "sale price) from valid_from until valid_to (NULL = still current), from "
+            "altegio_history.membership_types; a deletion ends a period, a restore starts one."
+        ),
+        query=price_periods_sql(
+            "membership_types",
+            "membership_type_id",
+            {"cost": "cost", "online_sale_price": "online_sale_price"},
+            "title",
+        ),
+        from_history=True,
+    ),
+    Mart(
+        name="certificate_type_prices",
+        doc=(
+            "One row per chain, certificate type and price period: its face value (balance) "
+            "and online sale price from valid_from until valid_to (NULL = still current), from "
+            "altegio_history.certificate_types; a deletion ends a period."
+        ),
+        query=price_periods_sql(
+            "certificate_types",
+            "certificate_type_id",
+            {"balance": "face_value", "online_sale_price": "online_sale_price"},
+            "title",
+        ),
+        from_history=True,
+    ),
+    Mart(
+        name="promotion_periods",
+        doc=(
+            "One row per chain, promotion and period it existed in the chain's promotion lists "
+            "(from altegio_history.promotions): its latest title and type in that period, "
+            "valid_from (first seen) and valid_to (when it was deleted; NULL = still there)."
+        ),
+        query=price_periods_sql("promotions", "promotion_id", {"type": "type"}, "title"),
+        from_history=True,
+    ),
+)
+
+MARTS = (*MARTS, *HISTORY_MARTS)
+
 MART_DOCS: dict[str, str] = {mart.name: mart.doc for mart in MARTS}
+HISTORY_MART_DOCS: dict[str, str] = {mart.name: mart.doc for mart in HISTORY_MARTS}
 """Mart name (in schema ``marts``) -> what one row means."""

@@ -2,7 +2,9 @@
 
 Schema ``altegio`` holds one table per lake table (same names and columns), the enum dimension
 tables ``enum_*`` and ``_publish`` (when this file was published, and row counts); schema
-``marts`` holds the analytics tables of ``pipelines.storage.marts``.
+``altegio_history`` holds the history of the mutable tables (``pipelines.storage.history``:
+the version rows with ``_valid_to`` derived); schema ``marts`` holds the analytics tables of
+``pipelines.storage.marts``.
 
 Why a whole new file per publish: DuckDB allows one writer and analysts hold the warehouse open
 read-only. ``publish`` never opens the live file for writing. It builds a complete database in a
@@ -40,6 +42,12 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from pipelines.storage.history import (
+    VALID_TO,
+    VERSION,
+    HistorySpec,
+    HistoryStore,
+)
 from pipelines.storage.marts import DIRECTED_TRANSACTIONS_SQL, DIRECTED_TRANSACTIONS_VIEW, MARTS
 from pipelines.storage.parquet import (
     DIR_MODE,
@@ -56,6 +64,7 @@ WAREHOUSE_FILE = "warehouse.duckdb"
 LOCK_FILE = ".load.lock"
 PUBLISH_TMP_PREFIX = ".publish-"
 RAW_SCHEMA = "altegio"
+HISTORY_SCHEMA = "altegio_history"
 MARTS_SCHEMA = "marts"
 PUBLISH_TABLE = "_publish"
 DEFAULT_LOCK_TIMEOUT = 600.0
@@ -183,13 +192,22 @@ def duckdb_type(arrow_type: pa.DataType) -> str:
 class Warehouse:
     """The warehouse of one data directory: ``<data_dir>/warehouse.duckdb`` and its load lock."""
 
-    def __init__(self, data_dir: Path, *, dimensions: DimensionSource | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        dimensions: DimensionSource | None = None,
+        history: HistoryStore | None = None,
+    ) -> None:
         """``dimensions`` gives the dimension tables a publish writes beside the lake's (the
-        project's: ``pipelines.altegio.enums.dimension_tables``); only ``publish`` needs it."""
+        project's: ``pipelines.altegio.enums.dimension_tables``); only ``publish`` needs it.
+        ``history``: the history a publish writes (schema altegio_history) and builds the
+        history marts on; without it neither exists."""
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / WAREHOUSE_FILE
         self.lock_path = self.data_dir / LOCK_FILE
         self._dimensions = dimensions
+        self._history = history
 
     def _ensure_data_dir(self) -> None:
         if not self.data_dir.exists():
@@ -250,12 +268,14 @@ class Warehouse:
         """
         return duckdb.connect(str(self.path), read_only=True)
 
-    def publish(self, lake: Lake) -> PublishResult:
-        """Rebuild the whole warehouse from ``lake`` (+ enum dims + marts) and swap it in.
+    def publish(self, lake: Lake, history: HistoryStore | None = None) -> PublishResult:
+        """Rebuild the whole warehouse from ``lake`` (+ enum dims, + ``history`` and the marts
+        built on it when given, + marts) and swap it in.
 
         Safe while readers hold the old file open; on any failure the previous warehouse is
         left untouched. Returns the row count of every table written.
         """
+        history = history or self._history
         dimensions = self._dimensions
         if dimensions is None:
             raise ValueError("publish needs the dimension tables: Warehouse(..., dimensions=...)")
@@ -279,7 +299,7 @@ class Warehouse:
             try:
                 # One transaction: far fewer commits for the many DDL/COMMENT statements.
                 con.execute("BEGIN TRANSACTION")
-                row_counts = self._build(con, lake, published_at, dimensions)
+                row_counts = self._build(con, lake, published_at, dimensions, history)
                 con.execute("COMMIT")
                 con.execute("CHECKPOINT")
             finally:
@@ -304,6 +324,7 @@ class Warehouse:
         lake: Lake,
         published_at: dt.datetime,
         dimensions: DimensionSource,
+        history: HistoryStore | None = None,
     ) -> dict[str, int]:
         con.execute(f"CREATE SCHEMA {quote_identifier(RAW_SCHEMA)}")
         con.execute(f"CREATE SCHEMA {quote_identifier(MARTS_SCHEMA)}")
@@ -312,6 +333,14 @@ class Warehouse:
             row_counts[f"{RAW_SCHEMA}.{name}"] = self._load_table(con, lake, name)
         for name, table in sorted(dimensions().items()):
             row_counts[f"{RAW_SCHEMA}.{name}"] = self._load_dimension(con, name, table)
+        if history is not None:
+            con.execute(f"CREATE SCHEMA {quote_identifier(HISTORY_SCHEMA)}")
+            # Main tables first: a child's validity is its parent version's.
+            specs = sorted(history.tables.values(), key=lambda t: (t.parent is not None, t.name))
+            for spec in specs:
+                row_counts[f"{HISTORY_SCHEMA}.{spec.name}"] = self._load_history_table(
+                    con, history, spec
+                )
         row_counts.update(self._build_marts(con))
         self._record_publish(con, published_at, row_counts)
         return row_counts
@@ -439,11 +468,61 @@ class Warehouse:
                     f"IS {sql_string_literal(doc)}"
                 )
 
+    def _load_history_table(
+        self, con: duckdb.DuckDBPyConnection, history: HistoryStore, spec: HistorySpec
+    ) -> int:
+        """One history table: its version rows with ``_valid_to`` derived, the next version's
+        ``_valid_from`` for a main table and its parent version's ``_valid_to`` for a child
+        (child rows of a parent version that was never written, left by a crash, drop out)."""
+        stage = quote_identifier(f"_stage_{spec.name}")
+        self._create_from_arrow(con, stage, spec.schema, iter(()))
+        self._insert_parquet(con, stage, spec.schema, history.files(spec.name))
+        columns = [f.name for f in spec.schema if f.name != VERSION]
+        target = _qualified(HISTORY_SCHEMA, spec.name)
+        listed = ", ".join(f"s.{quote_identifier(c)}" for c in columns)
+        if spec.parent is None:
+            key = ", ".join(f"s.{quote_identifier(c)}" for c in spec.current_key)
+            query = (
+                f"SELECT {listed}, lead(s._valid_from) OVER (PARTITION BY {key} "  # noqa: S608
+                f"ORDER BY s._valid_from) AS _valid_to FROM {stage} AS s"
+            )
+        else:
+            parent = history.tables[spec.parent]
+            links = zip(spec.current_key, parent.current_key, strict=False)
+            on = " AND ".join(
+                f"s.{quote_identifier(c)} = p.{quote_identifier(pc)}" for c, pc in links
+            )
+            query = (
+                f"SELECT {listed}, p._valid_to FROM {stage} AS s "  # noqa: S608
+                f"JOIN {_qualified(HISTORY_SCHEMA, parent.name)} AS p "
+                f"ON {on} AND s._valid_from = p._valid_from"
+            )
+        con.execute(f"CREATE TABLE {target} AS {query} ORDER BY ALL")
+        con.execute(f"DROP TABLE {stage}")
+        doc = spec.description
+        con.execute(f"COMMENT ON TABLE {target} IS {sql_string_literal(doc)}")
+        fields = [f for f in spec.schema if f.name != VERSION]
+        valid_to = pa.field(
+            VALID_TO,
+            pa.timestamp("us", tz="UTC"),
+            metadata={b"doc": b"When the next version began (NULL = this is the current version)."},
+        )
+        self._comment_columns(con, target, pa.schema([*fields, valid_to]))
+        row = con.execute(f"SELECT count(*) FROM {target}").fetchone()  # noqa: S608
+        return int(row[0]) if row else 0
+
     def _build_marts(self, con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         counts: dict[str, int] = {}
+        with_history = bool(
+            con.execute(
+                "SELECT count(*) FROM duckdb_schemas() WHERE schema_name = ?", [HISTORY_SCHEMA]
+            ).fetchone()[0]  # type: ignore[index]
+        )
         view = quote_identifier(DIRECTED_TRANSACTIONS_VIEW)
         con.execute(f"CREATE TEMP VIEW {view} AS {DIRECTED_TRANSACTIONS_SQL}")
         for mart in MARTS:
+            if mart.from_history and not with_history:
+                continue
             target = _qualified(MARTS_SCHEMA, mart.name)
             con.execute(f"CREATE TABLE {target} AS {mart.query}")
             con.execute(f"COMMENT ON TABLE {target} IS {sql_string_literal(mart.doc)}")

@@ -43,6 +43,10 @@ EXPECTED_MART_KEYS = {
         "certificate_redemptions",
         "promotion_effect",
         "deposit_balances",
+        "membership_status_daily",
+        "membership_type_prices",
+        "certificate_type_prices",
+        "promotion_periods",
     )
 }
 # One step per source writes its tables; the checks belong to the step's main table.
@@ -65,6 +69,16 @@ STEP_CHECKS = (
     "quarantine_empty",
 )
 FRESHNESS_CHECKED = ("chains", "loyalty_transactions")
+# Every mutable entity keeps its history (not transactions, replaced by day; not deposits).
+HISTORY_TABLES = (
+    "chains",
+    "membership_types",
+    "memberships",
+    "certificate_types",
+    "promotions",
+    "notification_templates",
+    "card_types",
+)
 DAILY_TABLES = ("memberships", "membership_balance_links", "loyalty_transactions")
 
 
@@ -100,6 +114,10 @@ def test_checks_are_the_step_checks_per_source_plus_freshness():
     expected |= {(f"altegio/{table}", "freshness_check") for table in FRESHNESS_CHECKED}
     # Sold memberships are re-read by id: the refresh has its own check.
     expected |= {("altegio/memberships", "state_refreshed")}
+    history_checks = ("history_one_current_row", "history_no_overlap", "history_matches_current")
+    expected |= {
+        (f"altegio/{table}", check) for table in HISTORY_TABLES for check in history_checks
+    }
     assert names == expected
 
 

@@ -98,6 +98,17 @@ class Refresh:
 
 
 @dataclass(frozen=True)
+class History:
+    """How a source's tables keep their history (`pipelines.history`): `complete` when one
+    successful read of a chain lists every record (a record it no longer lists was deleted);
+    `ignore` names the columns left out of the change hash (counters that move with every
+    sale, copies of another table's values)."""
+
+    complete: bool
+    ignore: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Source:
     """One source table family. Later fields (history policy, write endpoints) get defaults."""
 
@@ -110,6 +121,7 @@ class Source:
     entity: Entity
     served: tuple[Served, ...]
     refresh: Refresh | None = None
+    history: History | None = None
 
     def __post_init__(self) -> None:
         main = self.tables[0]

@@ -9,7 +9,7 @@ from pipelines.altegio.schema import (
     str_col,
     table_spec,
 )
-from pipelines.altegio.sources.base import LoadShape, Served, Serving, Source
+from pipelines.altegio.sources.base import History, LoadShape, Served, Serving, Source
 
 CARD_TYPES_ENDPOINT = Endpoint(
     name="card_types",
@@ -41,4 +41,5 @@ SOURCE = Source(
         extra_known=frozenset({"salon_group"}),
     ),
     served=(Served("card_types", Serving.BARE_LIST, rows="card_types"),),
+    history=History(complete=True),
 )

@@ -24,7 +24,15 @@ from pipelines.altegio.schema import (
     table_spec,
     ts_col,
 )
-from pipelines.altegio.sources.base import ListFilter, LoadShape, Match, Served, Serving, Source
+from pipelines.altegio.sources.base import (
+    History,
+    ListFilter,
+    LoadShape,
+    Match,
+    Served,
+    Serving,
+    Source,
+)
 
 CERTIFICATE_TYPES_ENDPOINT = Endpoint(
     name="certificate_types",
@@ -167,6 +175,9 @@ _CERTIFICATE_SOURCES: tuple[Src, ...] = (
     src("released_total", "int"),
 )
 
+# released_total moves with every certificate sold: kept in each version, never a version by
+# itself.
+
 SOURCE = Source(
     name="certificate_types",
     shape=LoadShape.REFERENCE,
@@ -191,4 +202,5 @@ SOURCE = Source(
             ),
         ),
     ),
+    history=History(complete=True, ignore=frozenset({"released_total"})),
 )

@@ -29,7 +29,7 @@ from pipelines.altegio.schema import (
     str_col,
     table_spec,
 )
-from pipelines.altegio.sources.base import LoadShape, Served, Serving, Source
+from pipelines.altegio.sources.base import History, LoadShape, Served, Serving, Source
 
 # meta is [] or absent; access flags are the strings '1'/'0'.
 GROUPS = Endpoint(name="groups", path="/groups")
@@ -172,4 +172,5 @@ SOURCE = Source(
         row_hook=_chain_rows,
     ),
     served=(Served("groups", Serving.GROUPS),),
+    history=History(complete=True),
 )

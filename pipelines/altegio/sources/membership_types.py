@@ -37,7 +37,15 @@ from pipelines.altegio.schema import (
     table_spec,
     ts_col,
 )
-from pipelines.altegio.sources.base import ListFilter, LoadShape, Match, Served, Serving, Source
+from pipelines.altegio.sources.base import (
+    History,
+    ListFilter,
+    LoadShape,
+    Match,
+    Served,
+    Serving,
+    Source,
+)
 
 MEMBERSHIP_TYPES_ENDPOINT = Endpoint(
     name="membership_types",
@@ -347,6 +355,8 @@ _MEMBERSHIP_TYPE_SOURCES: tuple[Src, ...] = (
     src("slug", "str"),
 )
 
+# abonements_count moves with every sale: kept in each version, never a version by itself.
+
 SOURCE = Source(
     name="membership_types",
     shape=LoadShape.REFERENCE,
@@ -376,4 +386,5 @@ SOURCE = Source(
             unknown_codes=((("expiration_type_id",), 7), (("balance_edit_type_id",), 5)),
         ),
     ),
+    history=History(complete=True, ignore=frozenset({"abonements_count"})),
 )

@@ -30,7 +30,7 @@ from pipelines.altegio.schema import (
     table_spec,
     ts_col,
 )
-from pipelines.altegio.sources.base import LoadShape, Refresh, Served, Serving, Source
+from pipelines.altegio.sources.base import History, LoadShape, Refresh, Served, Serving, Source
 from pipelines.altegio.sources.membership_types import balance_link_columns, balance_links
 
 # Either created_after+created_before or abonements_ids; neither -> 400.
@@ -178,6 +178,19 @@ _MEMBERSHIP_SOURCES: tuple[Src, ...] = (
 # set_balance can move a final one again, which the weekly full refresh catches.
 FINAL_STATUS_IDS = frozenset({3, 4})
 
+# A membership embeds its type's title, cost and activation mode as the type is now: those are
+# the type's history (membership_types), not the membership's. A re-read by id or a creation
+# window lists some memberships, never all: nothing is closed (memberships are never deleted).
+_COPIED_FROM_TYPE = frozenset(
+    {
+        "membership_type_title",
+        "membership_type_cost",
+        "membership_type_expiration_type_id",
+        "membership_type_expiration_type",
+        "membership_type_expiration_type_title",
+    }
+)
+
 SOURCE = Source(
     name="memberships",
     shape=LoadShape.CREATED_WINDOW,
@@ -209,4 +222,5 @@ SOURCE = Source(
         ),
     ),
     refresh=Refresh(status_column="status_id", final_codes=FINAL_STATUS_IDS),
+    history=History(complete=False, ignore=_COPIED_FROM_TYPE),
 )

@@ -11,7 +11,7 @@ from pipelines.altegio.schema import (
     str_enum_col,
     table_spec,
 )
-from pipelines.altegio.sources.base import LoadShape, Served, Serving, Source
+from pipelines.altegio.sources.base import History, LoadShape, Served, Serving, Source
 
 NOTIFICATION_TEMPLATES_ENDPOINT = Endpoint(
     name="notification_templates",
@@ -56,4 +56,5 @@ SOURCE = Source(
             unknown_codes=((("message_type",), "loyalty_new_message_kind"),),
         ),
     ),
+    history=History(complete=True),
 )

@@ -31,7 +31,7 @@ from pipelines.altegio.schema import (
     str_enum_col,
     table_spec,
 )
-from pipelines.altegio.sources.base import LoadShape, Served, Serving, Source
+from pipelines.altegio.sources.base import History, LoadShape, Served, Serving, Source
 
 # The detail blocks asked for on every read by id.
 INCLUDES = (
@@ -312,4 +312,5 @@ SOURCE = Source(
         ),
         Served("promotion", Serving.PROMOTION, unknown_codes=_UNKNOWN_TYPE),
     ),
+    history=History(complete=True),
 )
