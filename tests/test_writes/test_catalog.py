@@ -254,3 +254,39 @@ def test_a_chain_that_takes_service_links_gets_its_services(tmp_path):
         assert [(lnk["service"]["id"], lnk["count"]) for lnk in links] == [(service_id, 4)]
         operations = [e["operation"] for e in server.requests.entries()]
         assert operations == ["membership_type_create", "membership_type_update"]
+
+
+def test_prune_deletes_and_a_deleted_type_plans_a_restore(sandbox, cli, tmp_path):
+    first, _ = chains(sandbox)
+    path = tmp_path / "catalog.yaml"
+    document = export(cli, first, path)
+    # A type of our own (the sandbox's are all sold: deleting them is refused).
+    new_type = {
+        **{k: v for k, v in document["membership_types"][0].items() if k != "id"},
+        "title": "Pop-up pass",
+        "is_archived": False,
+    }
+    document["membership_types"].append(new_type)
+    path.write_text(catalog.dump(document))
+    code, out = cli("catalog", "apply", "--chain", str(first), str(path), "--yes")
+    assert code == 0, out
+    exported = export(cli, first, tmp_path / "with_new.yaml")
+    (created,) = [t for t in exported["membership_types"] if t["title"] == "Pop-up pass"]
+
+    exported["membership_types"].remove(created)
+    path.write_text(catalog.dump(exported))
+    code, out = plan(cli, first, path)
+    assert code == 0 and "not in the file and are left alone" in out
+    code, out = cli("catalog", "plan", "--chain", str(first), str(path), "--prune")
+    assert f"delete membership type 'Pop-up pass' (id {created['id']})" in out
+    code, out = cli("catalog", "apply", "--chain", str(first), str(path), "--prune", "--yes")
+    assert code == 0, out
+
+    exported["membership_types"].append(created)
+    path.write_text(catalog.dump(exported))
+    code, out = plan(cli, first, path)
+    assert code == 2
+    assert f"restore membership type 'Pop-up pass' (id {created['id']})" in out
+    code, out = cli("catalog", "apply", "--chain", str(first), str(path), "--yes")
+    assert code == 1  # only Altegio's super users may restore (CONTRACT §5.10.2)
+    assert "STOPPED at restore membership type 'Pop-up pass'" in out and "403" in out
