@@ -133,10 +133,14 @@ def test_full_refresh_and_deep_lookback_select_their_tables_and_the_marts():
         return {"/".join(k.path) for k in keys}
 
     marts = {"/".join(k.path) for k in EXPECTED_MART_KEYS}
-    assert selected("full_membership_refresh") == {
-        "altegio/memberships",
-        "altegio/membership_balance_links",
-    } | marts
+    assert (
+        selected("full_membership_refresh")
+        == {
+            "altegio/memberships",
+            "altegio/membership_balance_links",
+        }
+        | marts
+    )
     assert selected("deep_lookback") == {"altegio/loyalty_transactions"} | marts
 
 

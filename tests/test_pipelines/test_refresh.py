@@ -237,7 +237,7 @@ def test_the_day_layout_of_earlier_loads_moves_into_months(
             pq.write_table(rows.filter(same_day), target)
         info.path.unlink()
         info.path.parent.rmdir()
-    chains, report = _load(world, lake, tmp_path, NIGHT[:1])
+    _chains, report = _load(world, lake, tmp_path, NIGHT[:1])
     assert not report.failed
     assert (
         lake.read("memberships")
