@@ -157,18 +157,23 @@ class RateBudget:
         with self._state() as (state, now):
             return self.rate * self._factor(state, now)
 
-    def acquire(self) -> float:
-        """Wait for this caller's slot; returns the seconds waited."""
+    def reserve(self) -> tuple[float, float]:
+        """Take the next free slot without waiting for it: (the slot, on the store's clock;
+        the seconds until it)."""
         if self.rate is None:
-            return 0.0
+            return self._clock(), 0.0
         with self._state() as (state, now):
             interval = 1.0 / (self.rate * self._factor(state, now))
             slot = max(state["tat"], now)
             state["tat"] = slot + interval
-        wait = slot - now
+        return slot, max(slot - now, 0.0)
+
+    def acquire(self) -> float:
+        """Wait for this caller's slot; returns the seconds waited."""
+        _, wait = self.reserve()
         if wait > 0:
             self._sleep(wait)
-        return max(wait, 0.0)
+        return wait
 
     def penalize(self) -> None:
         """A 429 came back: halve the shared rate (once per cooldown) so every caller slows."""
