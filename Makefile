@@ -59,6 +59,7 @@ reliability: setup
 # The cluster-only group (dagster-postgres, dagster-celery, dagster-k8s, celery, redis) on top of
 # setup; a no-op once installed.
 cluster-deps: setup
+	@echo "[cluster-test] uv sync --group cluster (installs dagster-postgres, dagster-celery, dagster-k8s, celery, redis when missing)"
 	$(UV) sync --locked --python $(PYTHON) --quiet --group cluster
 
 # PostgreSQL and Redis (Debian packages: apt-get installs them when missing, as root), the
