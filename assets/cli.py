@@ -1,4 +1,5 @@
-"""The `altegio-loyalty` command: `sandbox`, `load`, `nightly` and `demo`.
+"""The `altegio-loyalty` command: `sandbox`, `load`, `nightly` and `demo` (the write commands,
+`memberships` and `catalog`, live in `assets.cli_writes`).
 
 `load`, `nightly` and `demo` materialize the same Dagster assets as the nightly job,
 in-process, for a range of days (`nightly`: yesterday plus the lookback window, as the
@@ -262,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="sandbox + full load of its range + a short summary")
     demo.add_argument("--data-dir", default=DEMO_DATA_DIR)
+
+    from assets import cli_writes
+
+    cli_writes.register(commands)
     return parser
 
 
@@ -272,6 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return sandbox_cli.run(args)
     _configure_logging(args.verbose)
+    from assets import cli_writes
+
+    if args.command in cli_writes.COMMANDS:
+        return cli_writes.run(args)
     try:
         if args.command == "load":
             summary = run_load(

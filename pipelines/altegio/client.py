@@ -219,7 +219,8 @@ class _ServedSize:
 
 
 class AltegioClient:
-    """Read-only Altegio client. Thread-safe; use as a context manager or call `close()`.
+    """Altegio read client (writes: `pipelines.altegio.writer.Writer` over it). Thread-safe; use
+    as a context manager or call `close()`.
 
     With several identities (`ClientSettings.identities`) every chain's requests go through
     the identity it is assigned to; `stats` is then the sum, `requests_by_identity()` the
@@ -336,6 +337,16 @@ class AltegioClient:
     def close(self) -> None:
         for lane in self._lanes.values():
             lane.session.close()
+
+    @property
+    def session(self) -> ApiSession:
+        """The authenticated, budgeted, retrying session (the write verbs share it:
+        `pipelines.altegio.writer`); with several identities, the first one's."""
+        return self._session
+
+    def session_for(self, chain_id: int) -> ApiSession:
+        """The session of the identity that reads (and writes) a chain."""
+        return self._lane_for(chain_id).session
 
     # ------------------------------------------------------------------ chains
 
