@@ -8,7 +8,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup test lint typecheck pytest demo dev check bench bench-deps bench-quick clean docs reliability fixtures
+.PHONY: setup test lint typecheck pytest demo dev check bench bench-deps bench-quick clean docs reliability fixtures cluster-deps cluster-test
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -55,6 +55,20 @@ check: lint typecheck
 # Fault, crash (SIGKILL, 21 trials) and concurrent-reader suites against sandboxes; prints a table.
 reliability: setup
 	$(VENV)/bin/python -m reliability.run
+
+# The cluster-only group (dagster-postgres, dagster-celery, dagster-k8s, celery, redis) on top of
+# setup; a no-op once installed.
+cluster-deps: setup
+	@echo "[cluster-test] uv sync --group cluster (installs dagster-postgres, dagster-celery, dagster-k8s, celery, redis when missing)"
+	$(UV) sync --locked --python $(PYTHON) --quiet --group cluster
+
+# PostgreSQL and Redis (Debian packages: apt-get installs them when missing, as root), the
+# sandbox and two Celery workers on loopback; the nightly job there with two identities, one
+# worker process SIGKILLed mid-step and the run retried, against a single-machine load: 0
+# differences. Stops everything it started, also on failure. See README, "Running on more
+# than one machine".
+cluster-test: cluster-deps
+	$(VENV)/bin/python -m cluster.run
 
 bench: bench-deps
 	$(VENV)/bin/python -m benchmarks.run

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from assets import cluster
 from assets.altegio import TABLE_ASSETS, warehouse
 from assets.resources import build_resources
 from assets.schedules import (
@@ -37,4 +38,6 @@ defs = dg.Definitions(
     schedules=[nightly_load_schedule, full_membership_refresh_schedule, deep_lookback_schedule],
     sensors=[FRESHNESS_SENSOR],
     resources=build_resources(),
+    # celery on a broker when ALTEGIO_CELERY_BROKER_URL is set, else Dagster's default
+    executor=cluster.executor(),
 )

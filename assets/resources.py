@@ -26,6 +26,7 @@ from pipelines.altegio.http import (
     RetryPolicy,
     Timeouts,
 )
+from pipelines.altegio.identities import IDENTITIES_ENV, Identity, identities_from_environment
 from pipelines.altegio.personal import phone_hash_key
 from pipelines.altegio.schema import TABLES
 from pipelines.history import history_tables
@@ -53,6 +54,8 @@ DEFAULT_TIMEZONE = "UTC"
 SANDBOX_START = date(2026, 1, 1)
 SANDBOX_END = date(2026, 3, 31)
 SANDBOX_SEED = 7
+# Identities the built-in sandbox accepts, so ALTEGIO_IDENTITIES can be tried against it.
+SANDBOX_IDENTITIES = 4
 
 # variable name -> resource field
 ALTEGIO_VARIABLES = {
@@ -63,6 +66,8 @@ ALTEGIO_VARIABLES = {
     "ALTEGIO_PASSWORD": "password",
     "ALTEGIO_CHAIN_IDS": "chain_ids",
     "ALTEGIO_RATE_LIMIT": "rate_limit",
+    IDENTITIES_ENV: "identities",
+    "ALTEGIO_RATE_BUDGET_URL": "rate_budget_url",
 }
 STORAGE_VARIABLES = {
     "ALTEGIO_DATA_DIR": "data_dir",
@@ -93,6 +98,7 @@ def _process_sandbox() -> Any:
                     # Like a real account, one chain lacks one right: the load skips that
                     # endpoint for that chain and says so.
                     access_overrides={2: {"loyalty_certificate_types_access": "0"}},
+                    identities=SANDBOX_IDENTITIES,
                 )
             )
             server.start()
@@ -110,6 +116,12 @@ class AltegioResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     password: str = ""
     chain_ids: str = ""
     rate_limit: str = ""
+    # Names of several identities (their credentials are read from their own variables when
+    # a client opens, never into this config); empty: the single identity above.
+    identities: str = ""
+    # redis://... : every identity's rate budget in that Redis (workers on several machines);
+    # empty: a state file under the data directory. Secret (the URL may carry a password).
+    rate_budget_url: str = ""
     # Client tuning, seconds (empty: the policies' defaults). Set by the reliability suite so
     # slow-response faults trip the timeout quickly and retries do not sleep for seconds.
     read_timeout_s: str = ""
@@ -117,7 +129,10 @@ class AltegioResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def __repr__(self) -> str:
         # Pydantic's repr would print every field, tokens included.
-        return f"AltegioResource(base_url={self.base_url!r}, chain_ids={self.chain_ids!r})"
+        return (
+            f"AltegioResource(base_url={self.base_url!r}, chain_ids={self.chain_ids!r}, "
+            f"identities={self.identities!r})"
+        )
 
     __str__ = __repr__
 
@@ -140,17 +155,42 @@ class AltegioResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         """What the data in a data directory came from: 'sandbox' or the API's host."""
         return SANDBOX if self.is_sandbox else (urlsplit(self.base_url).hostname or "")
 
+    def _identities(self, sandbox: list[Credentials] | None = None) -> tuple[Identity, ...]:
+        """The identities ALTEGIO_IDENTITIES names, from their variables (empty: one)."""
+        environ = {**os.environ, IDENTITIES_ENV: self.identities}
+        return identities_from_environment(environ, sandbox=sandbox)
+
     def settings(self, budget_dir: Path) -> ClientSettings:
         if self.is_sandbox:
             server = _process_sandbox()
-            creds = server.credentials
+            accepted = [
+                Credentials(partner_token=c.partner_token, user_token=c.user_token)
+                for c in server.identity_credentials
+            ]
             return ClientSettings(
                 base_url=server.base_url,
-                credentials=Credentials(
-                    partner_token=creds.partner_token, user_token=creds.user_token
-                ),
+                credentials=accepted[0],
+                identities=self._identities(sandbox=accepted),
                 rate_limit=self._rate(SANDBOX_RATE_LIMIT),
                 budget_dir=budget_dir,
+                budget_url=self.rate_budget_url or None,
+                **self._tuning(),
+            )
+        identities = self._identities()
+        if identities:
+            if self.partner_token or self.user_token or self.login:
+                raise ConfigurationError(
+                    f"{IDENTITIES_ENV} is set together with ALTEGIO_PARTNER_TOKEN / "
+                    "ALTEGIO_USER_TOKEN / ALTEGIO_LOGIN: set one or the other (each identity "
+                    "has its own ALTEGIO_IDENTITY_<NAME>_... variables)"
+                )
+            return ClientSettings(
+                base_url=self.base_url,
+                credentials=identities[0].credentials,
+                identities=identities,
+                rate_limit=self._rate(DEFAULT_RATE_LIMIT),
+                budget_dir=budget_dir,
+                budget_url=self.rate_budget_url or None,
                 **self._tuning(),
             )
         if not self.partner_token:
@@ -174,6 +214,7 @@ class AltegioResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             ),
             rate_limit=self._rate(DEFAULT_RATE_LIMIT),
             budget_dir=budget_dir,
+            budget_url=self.rate_budget_url or None,
             **self._tuning(),
         )
 

@@ -31,6 +31,7 @@ from pipelines.altegio.http import (
     DEFAULT_RATE_LIMIT,
     MAX_BODY_BYTES,
     AccessDenied,
+    AltegioError,
     ApiError,
     ApiSession,
     AuthError,
@@ -52,6 +53,7 @@ from pipelines.altegio.http import (
     budget_key,
     check_base_url,
 )
+from pipelines.altegio.identities import DEFAULT_IDENTITY, Identity, assign_chains
 from pipelines.altegio.sources import SOURCES, LoadShape, Source, groups_source
 
 __all__ = [
@@ -65,6 +67,7 @@ __all__ = [
     "ClientSettings",
     "ConnectionFailed",
     "Credentials",
+    "Identity",
     "InsecureURLError",
     "NotFound",
     "OutcomeUnknown",
@@ -170,16 +173,20 @@ class Chain:
 class ClientSettings:
     """Everything an `AltegioClient` needs; secrets stay masked in the repr (see Credentials).
 
-    `rate_limit` is requests per second for this API identity across every thread and process
-    sharing `budget_dir` (None or 0: unlimited). `retry` bounds each request's attempts by time,
-    `timeouts` each attempt. `page_sizes` overrides the table's `request_page_size` per
-    endpoint name.
+    `rate_limit` is requests per second for each API identity across every thread and process
+    sharing `budget_dir` (None or 0: unlimited), or, with `budget_url` (redis://...), across
+    every machine sharing that Redis. `identities`, when given, replace `credentials`: each
+    reads the chains `identities.assign_chains` gives it, under its own budget. `retry` bounds
+    each request's attempts by time, `timeouts` each attempt. `page_sizes` overrides the
+    table's `request_page_size` per endpoint name.
     """
 
     base_url: str
     credentials: Credentials
     rate_limit: float | None = DEFAULT_RATE_LIMIT
     budget_dir: Path | None = None
+    budget_url: str | None = field(default=None, repr=False)  # may carry a Redis password
+    identities: tuple[Identity, ...] = ()
     chain_ids: tuple[int, ...] | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -193,6 +200,16 @@ class ClientSettings:
     transport: httpx.BaseTransport | None = field(default=None, repr=False)
 
 
+@dataclass(frozen=True)
+class _Lane:
+    """One identity's way to the API: its session, budget and counters."""
+
+    identity: Identity
+    session: ApiSession
+    budget: RateBudget
+    stats: RequestStats
+
+
 @dataclass
 class _ServedSize:
     """What the server showed about its page size for one (endpoint, requested size)."""
@@ -203,40 +220,113 @@ class _ServedSize:
 
 class AltegioClient:
     """Altegio read client (writes: `pipelines.altegio.writer.Writer` over it). Thread-safe; use
-    as a context manager or call `close()`."""
+    as a context manager or call `close()`.
+
+    With several identities (`ClientSettings.identities`) every chain's requests go through
+    the identity it is assigned to; `stats` is then the sum, `requests_by_identity()` the
+    split."""
 
     def __init__(self, settings: ClientSettings, progress: ProgressCallback | None = None) -> None:
         if progress is not None:
             settings = replace(settings, progress=progress)
         self.settings = settings
         base_url = check_base_url(settings.base_url)
-        budget_file = None
-        if settings.rate_limit:
-            directory = settings.budget_dir or Path(tempfile.gettempdir()) / DEFAULT_BUDGET_DIRNAME
-            budget_file = directory / (
-                budget_key(base_url, settings.credentials.partner_token) + ".budget"
-            )
-        self.budget = RateBudget(settings.rate_limit, budget_file, sleep=settings.sleep)
-        self.stats = RequestStats()
-        self._session = ApiSession(
+        identities = settings.identities or (Identity(DEFAULT_IDENTITY, settings.credentials),)
+        self._lanes = {identity.name: self._lane(identity, base_url) for identity in identities}
+        self.budget = next(iter(self._lanes.values())).budget
+        # chain id -> the name of the identity that reads it (filled by list_chains)
+        self._owner: dict[int, str] = {}
+        self._chains: dict[int, Chain] = {}
+        self._served_sizes: dict[tuple[str, int | None], _ServedSize] = {}
+        self._served_lock = threading.Lock()
+
+    def _lane(self, identity: Identity, base_url: str) -> _Lane:
+        settings = self.settings
+        stats = RequestStats()
+        budget = self._budget(identity, base_url)
+        session = ApiSession(
             base_url,
-            settings.credentials,
-            budget=self.budget,
+            identity.credentials,
+            budget=budget,
             retry=settings.retry,
             timeouts=settings.timeouts,
-            stats=self.stats,
+            stats=stats,
             sleep=settings.sleep,
             array_encoding=settings.array_encoding,
             transport=settings.transport,
             max_connections=max(settings.workers, 1) + 2,
             max_body_bytes=settings.max_body_bytes,
+            proxy=identity.proxy,
         )
-        self._chains: dict[int, Chain] = {}
-        self._served_sizes: dict[tuple[str, int | None], _ServedSize] = {}
-        self._served_lock = threading.Lock()
+        return _Lane(identity, session, budget, stats)
+
+    def _budget(self, identity: Identity, base_url: str) -> RateBudget:
+        """The identity's budget: in Redis when `budget_url` is set, else in a file of
+        `budget_dir` (or a machine-wide temporary directory)."""
+        settings = self.settings
+        if not settings.rate_limit:
+            return RateBudget(None, sleep=settings.sleep)
+        key = budget_key(base_url, identity.budget_material)
+        if settings.budget_url:
+            from pipelines.altegio.http.redis_budget import RedisStore
+
+            store = RedisStore(settings.budget_url, key)
+            return RateBudget(settings.rate_limit, store=store, sleep=settings.sleep)
+        directory = settings.budget_dir or Path(tempfile.gettempdir()) / DEFAULT_BUDGET_DIRNAME
+        return RateBudget(settings.rate_limit, directory / (key + ".budget"), sleep=settings.sleep)
 
     def __repr__(self) -> str:
         return f"AltegioClient({self.settings!r})"
+
+    @property
+    def stats(self) -> RequestStats:
+        """What this client did over HTTP (every identity's counters summed)."""
+        lanes = list(self._lanes.values())
+        return lanes[0].stats if len(lanes) == 1 else RequestStats.merged(x.stats for x in lanes)
+
+    @property
+    def _session(self) -> ApiSession:
+        """The first identity's session (the only one of a single-identity client)."""
+        return next(iter(self._lanes.values())).session
+
+    def requests_by_identity(self) -> dict[str, int]:
+        """HTTP requests (every attempt) per identity name."""
+        return {name: lane.stats.requests for name, lane in self._lanes.items()}
+
+    def identity_of(self, chain_id: int) -> str:
+        """The name of the identity that reads a chain."""
+        return self._lane_for(chain_id).identity.name
+
+    def _lane_for(self, chain_id: int | None) -> _Lane:
+        if len(self._lanes) == 1:
+            return next(iter(self._lanes.values()))
+        if chain_id is None:
+            raise ValueError("with several identities every call but GET /groups names a chain")
+        if chain_id not in self._owner:
+            self.list_chains()
+        if chain_id not in self._owner:
+            raise NotFound(f"no identity sees chain {chain_id}", chain_id=chain_id)
+        return self._lanes[self._owner[chain_id]]
+
+    def _call(
+        self,
+        lane: _Lane,
+        endpoint: Endpoint,
+        path: str,
+        params: Mapping[str, QueryValue] | None = None,
+        chain_id: int | None = None,
+    ) -> tuple[Any, dict[str, Any]]:
+        """One call through an identity; with several, its errors say which identity."""
+        try:
+            return lane.session.call(endpoint, path, params=params, chain_id=chain_id)
+        except AltegioError as exc:
+            identity = lane.identity
+            if len(self._lanes) == 1:
+                raise
+            raise exc.replaced(
+                message=f"identity {identity.name}: {exc.message or 'no message from the API'}",
+                hint=identity.rename_variables(exc.hint),
+            ) from None
 
     def __enter__(self) -> "AltegioClient":
         return self
@@ -245,26 +335,45 @@ class AltegioClient:
         self.close()
 
     def close(self) -> None:
-        self._session.close()
+        for lane in self._lanes.values():
+            lane.session.close()
 
     @property
     def session(self) -> ApiSession:
         """The authenticated, budgeted, retrying session (the write verbs share it:
-        `pipelines.altegio.writer`)."""
+        `pipelines.altegio.writer`); with several identities, the first one's."""
         return self._session
+
+    def session_for(self, chain_id: int) -> ApiSession:
+        """The session of the identity that reads (and writes) a chain."""
+        return self._lane_for(chain_id).session
 
     # ------------------------------------------------------------------ chains
 
     def list_chains(self, chain_ids: Iterable[int] | None = None) -> list[Chain]:
         """The chains this user sees (GET /groups), narrowed to `chain_ids` (or the configured
-        ids). A requested id the user cannot see is an error naming it."""
+        ids). A requested id the user cannot see is an error naming it. With several
+        identities: the chains any of them sees, each as its assigned identity sees it."""
         groups = groups_source().endpoints[0]
-        data, _ = self._session.call(groups, groups.path)
-        chains = [Chain.from_raw(raw) for raw in data if isinstance(raw, dict) and "id" in raw]
+        seen: dict[str, list[Chain]] = {}
+        for name, lane in self._lanes.items():
+            data, _ = self._call(lane, groups, groups.path)
+            seen[name] = [
+                Chain.from_raw(raw) for raw in data if isinstance(raw, dict) and "id" in raw
+            ]
+            lane.stats.record_page(groups.name, len(seen[name]))
+        owner = assign_chains(
+            [lane.identity for lane in self._lanes.values()],
+            {name: [c.id for c in chains] for name, chains in seen.items()},
+        )
+        views = {c.id: c for name, chains in seen.items() for c in chains if owner[c.id] == name}
+        # In the order the identities list them, each chain once.
+        order = dict.fromkeys(c.id for chains in seen.values() for c in chains)
+        chains = [views[chain_id] for chain_id in order]
+        self._owner.update(owner)
         for chain in chains:
             self._chains[chain.id] = chain
         wanted = list(chain_ids) if chain_ids is not None else self.settings.chain_ids
-        self.stats.record_page(groups.name, len(chains))
         if wanted is None:
             return chains
         by_id = {c.id: c for c in chains}
@@ -395,10 +504,11 @@ class AltegioClient:
         self._check_access(search, chain.id)
         ids: dict[int, None] = {}
         for location_id in chain.location_ids:
-            data, _ = self._session.call(
-                search, search.format_path(location_id=location_id), chain_id=chain.id
+            lane = self._lane_for(chain.id)
+            data, _ = self._call(
+                lane, search, search.format_path(location_id=location_id), chain_id=chain.id
             )
-            self.stats.record_page(search.name, len(data))
+            lane.stats.record_page(search.name, len(data))
             for row in data:
                 if not isinstance(row, dict) or "id" not in row:
                     raise BadResponse(
@@ -416,13 +526,15 @@ class AltegioClient:
         chain_id = chain.id
 
         def read_one(record_id: int) -> dict[str, Any]:
-            data, _ = self._session.call(
+            lane = self._lane_for(chain_id)
+            data, _ = self._call(
+                lane,
                 detail,
                 detail.format_path(chain_id=chain_id, program_id=record_id),
-                params=params,
-                chain_id=chain_id,
+                params,
+                chain_id,
             )
-            self.stats.record_page(detail.name, 1)
+            lane.stats.record_page(detail.name, 1)
             return dict(data)
 
         # One GET per record: run them on the worker threads (the shared budget still bounds
@@ -549,11 +661,12 @@ class AltegioClient:
     ) -> Iterator[Page]:
         """Every record of one request window, page by page, each row once."""
         self._check_access(endpoint, chain_id)
+        lane = self._lane_for(chain_id)
         path = endpoint.format_path(chain_id=chain_id)
         size_param = endpoint.paging.size_param
         if endpoint.paging is Paging.NONE:
-            data, meta = self._session.call(endpoint, path, params=params, chain_id=chain_id)
-            self.stats.record_page(endpoint.name, len(data))
+            data, meta = self._call(lane, endpoint, path, params, chain_id)
+            lane.stats.record_page(endpoint.name, len(data))
             if report:
                 self._report(endpoint.name, chain_id, 1, len(data))
             yield Page(endpoint.name, 1, data, _total(meta) if _has_total(endpoint) else None)
@@ -578,7 +691,7 @@ class AltegioClient:
             query: dict[str, QueryValue] = {**params, "page": number}
             if size_param is not None and requested is not None:
                 query[size_param] = requested
-            data, meta = self._session.call(endpoint, path, params=query, chain_id=chain_id)
+            data, meta = self._call(lane, endpoint, path, query, chain_id)
             if (
                 data
                 and prev_n is not None
@@ -609,7 +722,7 @@ class AltegioClient:
                     if key not in seen:
                         seen.add(key)
                         fresh.append(row)
-            self.stats.record_page(endpoint.name, len(fresh))
+            lane.stats.record_page(endpoint.name, len(fresh))
             if report:
                 self._report(endpoint.name, chain_id, number, len(seen))
             if fresh or number == 1:

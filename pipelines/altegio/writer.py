@@ -284,7 +284,7 @@ class Writer:
         """One call of operation `name` (data of the answer; None for no body)."""
         endpoint = ENDPOINTS[name]
         path = endpoint.format_path(chain_id=chain_id, **ids)
-        data, _ = self.client.session.call(
+        data, _ = self.client.session_for(chain_id).call(
             endpoint,
             path,
             params=params,
@@ -336,7 +336,7 @@ class Writer:
         return [r for page in self.client.list_promotions(chain_id) for r in page.records]
 
     def promotion(self, chain_id: int, program_id: int) -> dict[str, Any]:
-        data, _ = self.client.session.call(
+        data, _ = self.client.session_for(chain_id).call(
             PROMOTION_DETAIL,
             PROMOTION_DETAIL.format_path(chain_id=chain_id, program_id=program_id),
             params=dict(PROMOTION_DETAIL.fixed_params),

@@ -3,7 +3,8 @@
 errors       the error tree (AltegioError and its branches)
 credentials  Credentials (masked repr) and the names of the variables an operator sets
 urls         which base URLs are allowed; how query strings are encoded
-budget       RateBudget: the request budget every thread and process of a run shares
+budget       RateBudget: the request budget every thread and process of a run shares, and
+             its stores (memory, file; redis_budget: Redis, imported only when configured)
 stats        RequestStats / EndpointStats: what a client did over HTTP
 policy       RetryPolicy and Timeouts: frozen, named defaults, passed whole
 envelope     an answer's status and body -> (data, meta) or a typed error
@@ -19,6 +20,9 @@ from pipelines.altegio.http.budget import (
     MIN_RATE_FACTOR,
     RATE_CUT_COOLDOWN_S,
     RATE_RECOVERY_PER_S,
+    BudgetStore,
+    FileStore,
+    MemoryStore,
     RateBudget,
     budget_key,
 )
@@ -98,11 +102,14 @@ __all__ = [
     "AuthError",
     "BadResponse",
     "BodyTooLarge",
+    "BudgetStore",
     "ConfigurationError",
     "ConnectionFailed",
     "Credentials",
     "EndpointStats",
+    "FileStore",
     "InsecureURLError",
+    "MemoryStore",
     "NotFound",
     "OutcomeUnknown",
     "QueryValue",

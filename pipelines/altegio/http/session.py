@@ -175,6 +175,7 @@ class ApiSession:
         transport: httpx.BaseTransport | None = None,
         max_connections: int = 8,
         max_body_bytes: int = MAX_BODY_BYTES,
+        proxy: str | None = None,
     ) -> None:
         self.base_url = check_base_url(base_url)
         self.max_body_bytes = max_body_bytes
@@ -193,6 +194,8 @@ class ApiSession:
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
             follow_redirects=False,
+            # The identity's egress proxy (it may carry a password: it is never rendered).
+            proxy=proxy,
         )
 
     def __repr__(self) -> str:

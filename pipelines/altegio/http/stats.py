@@ -5,6 +5,7 @@ endpoint, safe to update from the worker threads.
 """
 
 import threading
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -89,6 +90,23 @@ class RequestStats:
                 },
                 _lock=threading.Lock(),
             )
+
+    @classmethod
+    def merged(cls, parts: "Iterable[RequestStats]") -> "RequestStats":
+        """The sum of several clients' counters (the identities of one load)."""
+        total = cls()
+        for part in parts:
+            snap = part.snapshot()
+            for name, value in snap._counters().items():
+                setattr(total, name, getattr(total, name) + value)
+            for endpoint, ep in snap.by_endpoint.items():
+                into = total._ep(endpoint)
+                for f in fields(EndpointStats):
+                    if f.name != "statuses":
+                        setattr(into, f.name, getattr(into, f.name) + getattr(ep, f.name))
+                for status, count in ep.statuses.items():
+                    into.statuses[status] = into.statuses.get(status, 0) + count
+        return total
 
     def as_dict(self) -> dict[str, Any]:
         """A plain-dict copy, safe to log or put in asset metadata."""

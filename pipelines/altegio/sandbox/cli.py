@@ -26,6 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-retry-after", action="store_true", help="answer 429 without Retry-After"
     )
+    parser.add_argument(
+        "--identities",
+        type=int,
+        default=defaults.identities,
+        help="API identities accepted (identity k: the credentials with -k appended)",
+    )
     world = parser.add_argument_group("a world that moves (static by default)")
     world.add_argument(
         "--evolve",
@@ -102,6 +108,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         evolve=args.evolve,
         wall_clock=args.wall_clock,
         credentials=SandboxCredentials(super_user=args.super_user),
+        identities=args.identities,
         service_links_chains=frozenset(args.service_links_chain),
         faults=Faults(
             error_every=args.error_every,
@@ -140,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  partner token : {creds.partner_token}")
     print(f"  user token    : {creds.user_token}")
     print(f"  login/password: {creds.login} / {creds.password}")
+    for number, extra in enumerate(server.identity_credentials[1:], start=2):
+        print(f"  identity {number:<5}: {extra.partner_token} / {extra.user_token}")
     print(f"  chains        : {', '.join(str(c) for c in server.dataset.chain_ids())}")
     clock = server.dataset.clock
     moving = "moves on POST /_sandbox/clock" if clock.moves else "static: --evolve moves it"

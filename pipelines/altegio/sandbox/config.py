@@ -6,7 +6,7 @@ time-based rate limit and sleeps).
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 # Fake, non-secret credentials: the sandbox is the only Altegio the tests and the demo ever see.
@@ -32,6 +32,19 @@ class SandboxCredentials:
 
     def __repr__(self) -> str:
         return "SandboxCredentials(***)"
+
+    def numbered(self, number: int) -> "SandboxCredentials":
+        """The credentials of the sandbox's identity `number` (1 is these; others have the
+        number appended to every value, so each identity is told apart by its tokens)."""
+        if number == 1:
+            return self
+        return replace(
+            self,
+            partner_token=f"{self.partner_token}-{number}",
+            user_token=f"{self.user_token}-{number}",
+            login=f"{number}.{self.login}",
+            password=f"{self.password}-{number}",
+        )
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,10 @@ class SandboxConfig:
     access_overrides: Mapping[int, Mapping[str, str | None]] = field(default_factory=dict)
     # What the sandbox accepts (tests set distinctive canary strings to prove none leaks).
     credentials: SandboxCredentials = field(default_factory=SandboxCredentials)
+    # How many API identities it accepts: identity k authenticates with
+    # `credentials.numbered(k)`; every identity sees every chain. The stats count requests per
+    # identity (several identities of one load: did each read its share?).
+    identities: int = 1
     # The world moves: the day clock advances on request (POST /_sandbox/clock) and each new day
     # brings sales, visits, freezes, expiries, price changes and corrections. Off: the generated
     # world of start..end never changes by itself (writes still change it).
@@ -135,5 +152,7 @@ class SandboxConfig:
             raise ValueError("transactions_per_day must be within 0..20000")
         if self.memberships_per_day < 0 or self.memberships_per_day > 40:
             raise ValueError("memberships_per_day must be within 0..40")
+        if self.identities < 1 or self.identities > 16:
+            raise ValueError("identities must be within 1..16")
         if self.wall_clock and not self.evolve:
             raise ValueError("wall_clock needs evolve (a static world has no clock to follow)")

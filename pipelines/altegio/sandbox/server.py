@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -184,6 +184,7 @@ class _Stats:
             self.requests: dict[str, dict[str, int]] = {}
             self.faults: dict[str, int] = {}
             self.page_sizes: dict[str, dict[str, int]] = {}
+            self.by_identity: dict[str, int] = {}
             self.total = 0
 
     def record(self, endpoint: str, status: int, rows: int | None) -> None:
@@ -199,6 +200,10 @@ class _Stats:
         with self._lock:
             self.faults[name] = self.faults.get(name, 0) + 1
 
+    def identity(self, number: int) -> None:
+        with self._lock:
+            self.by_identity[str(number)] = self.by_identity.get(str(number), 0) + 1
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return copy.deepcopy(
@@ -206,6 +211,7 @@ class _Stats:
                     "requests": self.requests,
                     "faults": self.faults,
                     "page_sizes": self.page_sizes,
+                    "requests_by_identity": self.by_identity,
                     "total_requests": self.total,
                 }
             )
@@ -271,9 +277,17 @@ class SandboxServer:
             Serving.PROMOTION_SEARCH: self._promotion_search,
             Serving.PROMOTION: self._promotion,
         }
-        self._expected_auth = (
-            f"Bearer {self.credentials.partner_token}, User {self.credentials.user_token}"
-        )
+        # Identity k's credentials are identity_credentials[k - 1] (SandboxConfig.identities).
+        self.identity_credentials = [
+            config.credentials.numbered(k) for k in range(1, config.identities + 1)
+        ]
+        self._expected_auth = {
+            f"Bearer {c.partner_token}, User {c.user_token}": k
+            for k, c in enumerate(self.identity_credentials, start=1)
+        }
+        self._login_auth = {
+            f"Bearer {c.partner_token}": k for k, c in enumerate(self.identity_credentials, start=1)
+        }
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -587,14 +601,18 @@ class SandboxServer:
         step = advance_to(world, target)
         return _json(200, self._clock_state(step))
 
-    def _check_headers(self, headers: dict[str, str], expected_auth: str) -> None:
+    def _check_headers(self, headers: dict[str, str], accepted: Mapping[str, int]) -> int:
+        """The number of the identity whose Authorization header this is (401 otherwise)."""
         accept = headers.get("accept", "")
         media, *accept_params = (p.strip() for p in accept.split(";"))
         params_ok = all(p.lower().startswith("charset=") for p in accept_params if p)
         if media.lower() != ACCEPT_HEADER or not params_ok:
             raise _error(401, {"message": MSG_AUTH})
-        if headers.get("authorization", "") != expected_auth:
+        identity = accepted.get(headers.get("authorization", ""))
+        if identity is None:
             raise _error(401, {"message": MSG_AUTH})
+        self._stats.identity(identity)
+        return identity
 
     def _dispatch(
         self,
@@ -622,24 +640,24 @@ class SandboxServer:
         return answer(_Request(endpoint, served, chain_id, params, query))
 
     def _auth(self, headers: dict[str, str], body: bytes) -> Response:
-        self._check_headers(headers, f"Bearer {self.credentials.partner_token}")
+        credentials = self.identity_credentials[self._check_headers(headers, self._login_auth) - 1]
         try:
             payload = orjson.loads(body) if body else {}
         except orjson.JSONDecodeError:
             payload = {}
         if (
             not isinstance(payload, dict)
-            or payload.get("login") != self.credentials.login
-            or payload.get("password") != self.credentials.password
+            or payload.get("login") != credentials.login
+            or payload.get("password") != credentials.password
         ):
             raise _error(401, {"message": MSG_AUTH})
         user = {
             "id": 123456,
-            "user_token": self.credentials.user_token,
+            "user_token": credentials.user_token,
             "name": "Sandbox User",
             "phone": "+13155550175",
             "login": "sandbox",
-            "email": self.credentials.login,
+            "email": credentials.login,
             "avatar": "https://assets.example/avatar/123456.png",
             "is_approved": True,
             "is_email_confirmed": False,
