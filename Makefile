@@ -8,7 +8,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup test lint typecheck pytest demo dev check bench bench-deps bench-quick clean docs reliability fixtures
+.PHONY: setup test lint typecheck pytest demo dev sql check bench bench-deps bench-quick clean docs reliability fixtures
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -39,6 +39,14 @@ test: lint typecheck pytest
 
 demo: setup
 	$(VENV)/bin/altegio-loyalty demo
+
+# The interactive SQL shell on the warehouse, read-only: Harlequin (the `sql` dependency group,
+# synced --inexact: other installed groups stay). The warehouse: ALTEGIO_DATA_DIR, else data/,
+# else data/demo/ (`altegio-loyalty sql "SELECT ..."` runs one query for scripts).
+sql: $(UV)
+	$(UV) sync --locked --inexact --python $(PYTHON) --quiet --group sql
+	@WAREHOUSE=$$($(VENV)/bin/python -m pipelines.notebook) && \
+		$(VENV)/bin/harlequin --read-only "$$WAREHOUSE"
 
 # The sandbox fills its own data directory: a data dir remembers its source and would refuse
 # a later production load.
