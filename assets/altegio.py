@@ -19,13 +19,16 @@ import pyarrow as pa
 from assets.checks import CHECK_NAMES, check_results, check_specs
 from assets.partitions import DAILY_BACKFILL_POLICY, DAILY_PARTITIONS
 from assets.resources import AltegioResource, StorageResource
-from pipelines import interrupts, load
+from pipelines import interrupts, load, refresh
 from pipelines.altegio.http import AuthError
 from pipelines.altegio.schema import TABLES
 from pipelines.altegio.sources import SOURCES, LoadShape, Source, groups_source
 from pipelines.storage.marts import MART_DOCS
 
 GROUP = "altegio"
+# Run tag naming which stored memberships the run re-reads by id (refresh.RefreshMode); the
+# nightly job and `altegio-loyalty load` leave it unset: active.
+REFRESH_TAG = "altegio/refresh"
 # What a load step yields: one materialization per table it wrote, then its check results.
 StepEvent = dg.MaterializeResult[Any] | dg.AssetCheckResult
 RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL)
@@ -154,22 +157,50 @@ def step_metadata(report: load.StepReport, table: str) -> dict[str, Any]:
     }
 
 
+def refresh_mode(context: dg.AssetExecutionContext) -> refresh.RefreshMode:
+    """The run's refresh mode (REFRESH_TAG), active when the run does not say."""
+    text = context.run.tags.get(REFRESH_TAG, refresh.RefreshMode.ACTIVE.value)
+    try:
+        return refresh.RefreshMode(text)
+    except ValueError:
+        modes = [m.value for m in refresh.RefreshMode]
+        raise dg.Failure(f"run tag {REFRESH_TAG}={text!r}: expected one of {modes}") from None
+
+
 def _results(
     context: dg.AssetExecutionContext,
     report: load.StepReport,
     storage: StorageResource,
     started_at: datetime,
     days: list[date] | None = None,
+    refreshed: load.StepReport | None = None,
 ) -> Iterator[StepEvent]:
     load.record_step(storage.lake(), report, context.run.run_id, started_at, days or [])
+    if refreshed is not None:
+        load.record_step(storage.lake(), refreshed, context.run.run_id, started_at)
     for table in SOURCES[report.table].family:
         if context.selected_asset_keys and asset_key(table) not in context.selected_asset_keys:
             continue
-        yield dg.MaterializeResult(
-            asset_key=asset_key(table), metadata=step_metadata(report, table)
-        )
-    yield from check_results(report, storage.lake(), asset_key(report.table))
+        metadata = step_metadata(report, table)
+        if refreshed is not None:
+            metadata.update(refresh_metadata(refreshed, table))
+        yield dg.MaterializeResult(asset_key=asset_key(table), metadata=metadata)
+    yield from check_results(report, storage.lake(), asset_key(report.table), refreshed)
     _log_outcomes(context, report)
+    if refreshed is not None:
+        _log_outcomes(context, refreshed)
+
+
+def refresh_metadata(report: load.StepReport, table: str) -> dict[str, Any]:
+    """What the refresh by id did, beside the window load's metadata."""
+    return {
+        "refresh_requested_ids": sum(c.requested_ids for c in report.chains),
+        "refresh_rows_written": report.rows.get(table, 0),
+        "refresh_requests": report.requests,
+        "refresh_duration_s": round(report.duration_s, 3),
+        "refresh_failed_chains": ", ".join(f"{c.chain_id} ({c.reason})" for c in report.failed)
+        or "none",
+    }
 
 
 def _log_outcomes(context: dg.AssetExecutionContext, report: load.StepReport) -> None:
@@ -223,7 +254,7 @@ def _table_asset(source: Source, chains_key: dg.AssetKey) -> dg.AssetsDefinition
     @dg.multi_asset(
         name=source.name,
         specs=[_spec(name, [chains_key]) for name in source.family],
-        check_specs=check_specs(source.name),
+        check_specs=check_specs(source.name, refreshed=source.refresh is not None),
         retry_policy=RETRY_POLICY,
         **partitioning,
     )
@@ -238,15 +269,27 @@ def _table_asset(source: Source, chains_key: dg.AssetKey) -> dg.AssetsDefinition
         lake = storage.lake()
         with credentials_refusal_is_final(), altegio.open_client(storage.budget_dir) as client:
             chains = client.list_chains(chain_ids=altegio.chain_id_list())
+            refreshed = None
             if daily:
                 report = load.load_daily(
                     client, lake, chains, source.name, days, started, personal_key
                 )
+                if source.refresh is not None:
+                    refreshed = refresh.refresh_by_ids(
+                        client,
+                        lake,
+                        chains,
+                        source.name,
+                        refresh_mode(context),
+                        started,
+                        personal_key,
+                        skip_days=refresh.fresh_days(report, chains, days, started),
+                    )
             else:
                 report = load.load_reference(
                     client, lake, chains, source.name, started, personal_key
                 )
-        yield from _results(context, report, storage, started, days)
+        yield from _results(context, report, storage, started, days, refreshed)
 
     _asset.__doc__ = source.main.description
     return _asset

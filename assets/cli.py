@@ -1,7 +1,9 @@
-"""The `altegio-loyalty` command: `sandbox`, `load` and `demo`.
+"""The `altegio-loyalty` command: `sandbox`, `load`, `nightly` and `demo`.
 
-`load` and `demo` materialize the same Dagster assets as the nightly job, in-process, for a
-range of days, then print a one-screen summary. Exit status: 0 when every chain loaded or was
+`load`, `nightly` and `demo` materialize the same Dagster assets as the nightly job,
+in-process, for a range of days (`nightly`: yesterday plus the lookback window, as the
+schedule picks it), the re-read of stored memberships included, then print a one-screen
+summary. Exit status: 0 when every chain loaded or was
 skipped for lack of rights (403 or an access flag of "0"); 1 on any other failure; 2 on bad
 configuration, wrong credentials and a plain-http base URL included (one request checks them
 before the run starts).
@@ -12,18 +14,19 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
 from assets import sql_command
-from assets.altegio import TABLE_ASSETS, warehouse
+from assets.altegio import REFRESH_TAG, TABLE_ASSETS, warehouse
 from assets.resources import SANDBOX, SANDBOX_END, SANDBOX_START, build_resources
-from assets.schedules import RANGE_END_TAG, RANGE_START_TAG
+from assets.schedules import RANGE_END_TAG, RANGE_START_TAG, nightly_window
 from pipelines import interrupts
 from pipelines.altegio.http import ApiError, AuthError, ConfigurationError
+from pipelines.refresh import RefreshMode
 
 DEMO_DATA_DIR = "data/demo"
 EXAMPLE_QUERY = "SELECT count(*) FROM altegio.loyalty_transactions"
@@ -162,12 +165,17 @@ def run_load(
     data_dir: str | None = None,
     chain_ids: Sequence[int] = (),
     altegio_overrides: dict[str, Any] | None = None,
+    refresh: RefreshMode = RefreshMode.ACTIVE,
+    today: date | None = None,
 ) -> LoadSummary:
-    """Materialize every asset for days start..end (inclusive) in this process."""
+    """Materialize every asset for days start..end (inclusive) in this process; with `today`
+    (the nightly path) the days are yesterday plus the lookback window instead."""
+    if today is not None:
+        start, end = date.min, date.min
     if end < start:
         raise ConfigurationError(f"--end {end} is before --start {start}")
     with interrupts.watch(on_overrun=_print_overrun):
-        return _run_load(start, end, data_dir, chain_ids, altegio_overrides)
+        return _run_load(start, end, data_dir, chain_ids, altegio_overrides, refresh, today)
 
 
 def _run_load(
@@ -176,6 +184,8 @@ def _run_load(
     data_dir: str | None,
     chain_ids: Sequence[int],
     altegio_overrides: dict[str, Any] | None,
+    refresh: RefreshMode,
+    today: date | None,
 ) -> LoadSummary:
     altegio: dict[str, Any] = dict(altegio_overrides or {})
     if chain_ids:
@@ -185,7 +195,10 @@ def _run_load(
     # Resolve the environment now so a configuration mistake stops here, before any run.
     storage_config = resources["storage"].process_config_and_initialize()
     altegio_config = resources["altegio"].process_config_and_initialize()
-    storage_config.lookback()
+    lookback = storage_config.lookback()
+    if today is not None:
+        start, end = nightly_window(today, lookback)
+        print(f"Nightly: days {start}..{end} (yesterday plus {lookback} lookback days)")
     altegio_config.chain_id_list()
     altegio_config.settings(storage_config.budget_dir)
     storage_config.guard_source(altegio_config.source_identity())
@@ -196,7 +209,11 @@ def _run_load(
     result = dg.materialize(
         [*TABLE_ASSETS, warehouse],
         resources=resources,
-        tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
+        tags={
+            RANGE_START_TAG: start.isoformat(),
+            RANGE_END_TAG: end.isoformat(),
+            REFRESH_TAG: refresh.value,
+        },
         run_config=QUIET_RUN_CONFIG,
         raise_on_error=False,
     )
@@ -278,6 +295,26 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--end", type=date.fromisoformat, required=True, help="YYYY-MM-DD")
     load.add_argument("--data-dir", help="default: $ALTEGIO_DATA_DIR or ./data")
     load.add_argument("--chain", type=int, action="append", default=[], help="chain id (repeat)")
+    refresh_help = (
+        "stored memberships re-read by id: active (status not final, the nightly's), all "
+        "(the weekly full refresh's), none"
+    )
+    load.add_argument(
+        "--refresh",
+        type=RefreshMode,
+        choices=list(RefreshMode),
+        default=RefreshMode.ACTIVE,
+        help=refresh_help,
+    )
+
+    nightly = commands.add_parser(
+        "nightly", help="what the nightly schedule runs: yesterday plus the lookback window"
+    )
+    nightly.add_argument(
+        "--today", type=date.fromisoformat, help="YYYY-MM-DD (default: today, UTC)"
+    )
+    nightly.add_argument("--data-dir", help="default: $ALTEGIO_DATA_DIR or ./data")
+    nightly.add_argument("--chain", type=int, action="append", default=[], help="chain id (repeat)")
 
     sql_command.add_parser(commands)
 
@@ -297,7 +334,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose)
     try:
         if args.command == "load":
-            summary = run_load(args.start, args.end, args.data_dir, args.chain)
+            summary = run_load(
+                args.start, args.end, args.data_dir, args.chain, refresh=args.refresh
+            )
+        elif args.command == "nightly":
+            today = args.today or datetime.now(UTC).date()
+            summary = run_load(today, today, args.data_dir, args.chain, today=today)
         else:
             print(
                 f"Demo: built-in sandbox, days {SANDBOX_START}..{SANDBOX_END}, into {args.data_dir}"
