@@ -8,7 +8,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup test lint typecheck pytest demo dev sql check bench bench-deps bench-quick clean docs reliability fixtures
+.PHONY: setup test lint typecheck pytest demo dev sql notebooks check bench bench-deps bench-quick clean docs reliability fixtures
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -47,6 +47,14 @@ sql: $(UV)
 	$(UV) sync --locked --inexact --python $(PYTHON) --quiet --group sql
 	@WAREHOUSE=$$($(VENV)/bin/python -m pipelines.notebook) && \
 		$(VENV)/bin/harlequin --read-only "$$WAREHOUSE"
+
+# JupyterLab (the `notebooks` dependency group, synced --inexact) on notebooks/, with the
+# project's .venv as the kernel; the notebooks find the warehouse as `make sql` does, from
+# whichever directory the kernel runs in. JUPYTER_ARGS passes options (e.g. --no-browser).
+JUPYTER_ARGS ?=
+notebooks: $(UV)
+	$(UV) sync --locked --inexact --python $(PYTHON) --quiet --group notebooks
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(JUPYTER_ARGS)
 
 # The sandbox fills its own data directory: a data dir remembers its source and would refuse
 # a later production load.
