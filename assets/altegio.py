@@ -11,6 +11,7 @@ import contextlib
 import functools
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -23,6 +24,7 @@ from pipelines import interrupts, load, refresh
 from pipelines.altegio.http import AuthError
 from pipelines.altegio.schema import TABLES
 from pipelines.altegio.sources import SOURCES, LoadShape, Source, groups_source
+from pipelines.storage.disk import disk_full_message, is_disk_full
 from pipelines.storage.marts import MART_DOCS
 
 GROUP = "altegio"
@@ -35,15 +37,19 @@ RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONE
 
 
 @contextlib.contextmanager
-def credentials_refusal_is_final() -> Iterator[None]:
-    """A refused credential fails the step at once, without RETRY_POLICY: the retries are for
-    transient faults, and two more attempts (30 s, then 90 s later) would only repeat the
-    refused login against the account. The message is the AuthError's (it names the setting
-    to fix, never a secret)."""
+def retries_cannot_help(data_dir: Path) -> Iterator[None]:
+    """Fail the step at once, without RETRY_POLICY, where a retry can only repeat the failure:
+    RETRY_POLICY's retries are for transient faults. A refused credential would be repeated
+    against the account (30 s, then 90 s later; the AuthError's message names the setting to
+    fix, never a secret); a full disk stays full, and the previous warehouse stays readable."""
     try:
         yield
     except AuthError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        raise dg.Failure(description=disk_full_message(str(data_dir)), allow_retries=False) from exc
 
 
 def _refuse_after_a_stop() -> None:
@@ -233,7 +239,7 @@ def _chains_asset(source: Source) -> dg.AssetsDefinition:
     ) -> Iterator[StepEvent]:
         started = _now()
         storage.guard_source(altegio.source_identity())
-        with credentials_refusal_is_final(), altegio.open_client(storage.budget_dir) as client:
+        with retries_cannot_help(storage.root), altegio.open_client(storage.budget_dir) as client:
             _, report = load.load_chains(client, storage.lake(), altegio.chain_id_list(), started)
         yield from _results(context, report, storage, started)
 
@@ -267,7 +273,7 @@ def _table_asset(source: Source, chains_key: dg.AssetKey) -> dg.AssetsDefinition
         days = [date.fromisoformat(key) for key in context.partition_keys] if daily else []
         personal_key = storage.personal_key() if source.entity.needs_personal_key else None
         lake = storage.lake()
-        with credentials_refusal_is_final(), altegio.open_client(storage.budget_dir) as client:
+        with retries_cannot_help(storage.root), altegio.open_client(storage.budget_dir) as client:
             chains = client.list_chains(chain_ids=altegio.chain_id_list())
             refreshed = None
             if daily:
@@ -324,7 +330,7 @@ def warehouse(
 ) -> Iterator[dg.MaterializeResult[Any]]:
     """Publish the DuckDB warehouse from the lake (tables, enum dimensions, marts) in one swap."""
     wh = storage.warehouse()
-    with wh.load_lock():
+    with retries_cannot_help(storage.root), wh.load_lock():
         result = wh.publish(storage.lake())
     for name in MART_DOCS:
         yield dg.MaterializeResult(

@@ -140,8 +140,12 @@ def print_summary(summary: LoadSummary, out: Any = sys.stdout) -> None:
     if summary.interrupted_by is not None:
         _print_interruption(summary, out)
         return
+    # One cause (a full disk, a refused credential) fails every step alike: one line for it.
+    by_text: dict[str, list[str]] = {}
     for step, text in sorted(summary.step_failures.items()):
-        print(f"STEP FAILED: {step}: {text}", file=out)
+        by_text.setdefault(text, []).append(step)
+    for text, steps in by_text.items():
+        print(f"STEP FAILED: {', '.join(steps)}: {text}", file=out)
     print("\nLoad " + ("succeeded" if summary.exit_code == 0 else "FAILED"), file=out)
 
 

@@ -29,6 +29,7 @@ from pipelines.altegio.http import AccessDenied, ApiError, AuthError
 from pipelines.altegio.normalize import NormalizedBatch, normalize, normalize_groups
 from pipelines.altegio.schema import TABLES
 from pipelines.altegio.sources import SOURCES, LoadShape, Source, groups_source
+from pipelines.storage.disk import is_disk_full
 from pipelines.storage.parquet import Lake
 from pipelines.storage.state import MonthlyState
 
@@ -252,7 +253,9 @@ def _normalized(batch: NormalizedBatch, table: str, outcome: ChainOutcome) -> No
 
 
 def _classify_failure(chain: Chain, exc: Exception) -> ChainOutcome:
-    if isinstance(exc, AuthError):
+    # A refused credential or a full disk is not this chain's failure: the next chain would
+    # meet it too, so the step stops.
+    if isinstance(exc, AuthError) or is_disk_full(exc):
         raise exc
     if isinstance(exc, AccessDenied):
         return ChainOutcome(chain.id, ChainStatus.SKIPPED, f"403 access denied: {exc.message}")
