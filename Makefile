@@ -8,7 +8,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup test lint typecheck pytest demo dev check bench bench-deps bench-quick clean docs reliability fixtures cluster-deps cluster-test
+.PHONY: setup test lint typecheck pytest demo dev sql notebooks check bench bench-deps bench-quick clean docs reliability fixtures cluster-deps cluster-test
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -39,6 +39,22 @@ test: lint typecheck pytest
 
 demo: setup
 	$(VENV)/bin/altegio-loyalty demo
+
+# The interactive SQL shell on the warehouse, read-only: Harlequin (the `sql` dependency group,
+# synced --inexact: other installed groups stay). The warehouse: ALTEGIO_DATA_DIR, else data/,
+# else data/demo/ (`altegio-loyalty sql "SELECT ..."` runs one query for scripts).
+sql: $(UV)
+	$(UV) sync --locked --inexact --python $(PYTHON) --quiet --group sql
+	@WAREHOUSE=$$($(VENV)/bin/python -m pipelines.notebook) && \
+		$(VENV)/bin/harlequin --read-only "$$WAREHOUSE"
+
+# JupyterLab (the `notebooks` dependency group, synced --inexact) on notebooks/, with the
+# project's .venv as the kernel; the notebooks find the warehouse as `make sql` does, from
+# whichever directory the kernel runs in. JUPYTER_ARGS passes options (e.g. --no-browser).
+JUPYTER_ARGS ?=
+notebooks: $(UV)
+	$(UV) sync --locked --inexact --python $(PYTHON) --quiet --group notebooks
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(JUPYTER_ARGS)
 
 # The sandbox fills its own data directory: a data dir remembers its source and would refuse
 # a later production load.

@@ -8,7 +8,8 @@ multi-asset whose outputs are its tables. A source read by day is partitioned by
 """
 
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import pyarrow as pa
 from assets.checks import CHECK_NAMES, check_results, check_specs
 from assets.partitions import DAILY_BACKFILL_POLICY, DAILY_PARTITIONS
 from assets.resources import AltegioResource, StorageResource
-from pipelines import load, refresh
+from pipelines import interrupts, load, refresh
 from pipelines.altegio.http import AuthError
 from pipelines.altegio.schema import TABLES
 from pipelines.altegio.sources import SOURCES, LoadShape, Source, groups_source
@@ -49,6 +50,41 @@ def retries_cannot_help(data_dir: Path) -> Iterator[None]:
         if not is_disk_full(exc):
             raise
         raise dg.Failure(description=disk_full_message(str(data_dir)), allow_retries=False) from exc
+
+
+def _refuse_after_a_stop() -> None:
+    signum = interrupts.received()
+    if signum is not None:
+        raise dg.Failure(
+            description=f"not started: the load was {interrupts.Interrupted(signum)}",
+            allow_retries=False,
+        )
+
+
+def stops_when_asked(
+    step: Callable[..., Iterator[StepEvent]],
+) -> Callable[..., Iterator[StepEvent]]:
+    """SIGINT or SIGTERM fails the step at once, without RETRY_POLICY, and a step starting
+    after one does not run: the user asked the load to stop (Dagster itself would retry an
+    interrupted step 30 s later). Each resumption of the step's generator runs under
+    `interrupts.stop_on_signals`, so the whole of the step's own code is covered; what it
+    wrote stays consistent (lake writes are atomic)."""
+
+    @functools.wraps(step)
+    def guarded(*args: Any, **kwargs: Any) -> Iterator[StepEvent]:
+        _refuse_after_a_stop()
+        events = step(*args, **kwargs)
+        while True:
+            try:
+                with interrupts.stop_on_signals():
+                    event = next(events)
+            except StopIteration:
+                return
+            except interrupts.Interrupted as exc:
+                raise dg.Failure(description=str(exc), allow_retries=False) from exc
+            yield event
+
+    return guarded
 
 
 def asset_key(table: str) -> dg.AssetKey:
@@ -199,6 +235,7 @@ def _chains_asset(source: Source) -> dg.AssetsDefinition:
         retry_policy=RETRY_POLICY,
         can_subset=False,
     )
+    @stops_when_asked
     def _asset(
         context: dg.AssetExecutionContext, altegio: AltegioResource, storage: StorageResource
     ) -> Iterator[StepEvent]:
@@ -235,6 +272,7 @@ def _table_asset(source: Source, chains_key: dg.AssetKey) -> dg.AssetsDefinition
         retry_policy=RETRY_POLICY,
         **partitioning,
     )
+    @stops_when_asked
     def _asset(
         context: dg.AssetExecutionContext, altegio: AltegioResource, storage: StorageResource
     ) -> Iterator[StepEvent]:
@@ -295,6 +333,7 @@ ALL_TABLE_KEYS = [asset_key(name) for source in SOURCES.values() for name in sou
         for name, doc in MART_DOCS.items()
     ],
 )
+@stops_when_asked
 def warehouse(
     context: dg.AssetExecutionContext, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult[Any]]:

@@ -21,13 +21,16 @@ from typing import Any
 
 import dagster as dg
 
+from assets import sql_command
 from assets.altegio import REFRESH_TAG, TABLE_ASSETS, warehouse
 from assets.resources import SANDBOX, SANDBOX_END, SANDBOX_START, build_resources
 from assets.schedules import RANGE_END_TAG, RANGE_START_TAG, nightly_window
+from pipelines import interrupts
 from pipelines.altegio.http import ApiError, AuthError, ConfigurationError
 from pipelines.refresh import RefreshMode
 
 DEMO_DATA_DIR = "data/demo"
+EXAMPLE_QUERY = "SELECT count(*) FROM altegio.loyalty_transactions"
 # Dagster's own step logs are for the UI; the command shows progress and a summary instead.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -48,10 +51,21 @@ class LoadSummary:
     errors: list[str] = field(default_factory=list)
     # step -> why it failed (the innermost error: what the user code raised)
     step_failures: dict[str, str] = field(default_factory=dict)
+    # the stop signal (SIGINT/SIGTERM) that ended the load early, if any
+    interrupted_by: int | None = None
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted_by is not None:
+            return 128 + self.interrupted_by
         return 0 if self.success and not self.failed and not self.errors else 1
+
+    def interrupted_steps(self) -> tuple[list[str], list[str]]:
+        """(steps the signal stopped, steps that then did not start)."""
+        failures = sorted(self.step_failures.items())
+        stopped = [step for step, text in failures if text.startswith("interrupted")]
+        not_started = [step for step, text in failures if text.startswith("not started")]
+        return stopped, not_started
 
 
 def _value(metadata: dict[str, Any], key: str) -> Any:
@@ -126,6 +140,9 @@ def print_summary(summary: LoadSummary, out: Any = sys.stdout) -> None:
         print(f"check warning: {label}", file=out)
     for label in summary.errors:
         print(f"CHECK FAILED: {label}", file=out)
+    if summary.interrupted_by is not None:
+        _print_interruption(summary, out)
+        return
     # One cause (a full disk, a refused credential) fails every step alike: one line for it.
     by_text: dict[str, list[str]] = {}
     for step, text in sorted(summary.step_failures.items()):
@@ -133,6 +150,20 @@ def print_summary(summary: LoadSummary, out: Any = sys.stdout) -> None:
     for text, steps in by_text.items():
         print(f"STEP FAILED: {', '.join(steps)}: {text}", file=out)
     print("\nLoad " + ("succeeded" if summary.exit_code == 0 else "FAILED"), file=out)
+
+
+def _print_interruption(summary: LoadSummary, out: Any) -> None:
+    stopped, not_started = summary.interrupted_steps()
+    name = interrupts.signal_name(summary.interrupted_by or 0)
+    print(f"\nLoad INTERRUPTED by {name}", file=out)
+    print(f"  stopped while running: {', '.join(stopped) or 'none (between steps)'}", file=out)
+    if not_started:
+        print(f"  not started: {', '.join(not_started)}", file=out)
+    print(
+        "  Every lake partition is either as before or fully rewritten; the warehouse is "
+        "published only by a load that finishes. Run the same command again to complete.",
+        file=out,
+    )
 
 
 def run_load(
@@ -150,6 +181,19 @@ def run_load(
         start, end = date.min, date.min
     if end < start:
         raise ConfigurationError(f"--end {end} is before --start {start}")
+    with interrupts.watch(on_overrun=_print_overrun):
+        return _run_load(start, end, data_dir, chain_ids, altegio_overrides, refresh, today)
+
+
+def _run_load(
+    start: date,
+    end: date,
+    data_dir: str | None,
+    chain_ids: Sequence[int],
+    altegio_overrides: dict[str, Any] | None,
+    refresh: RefreshMode,
+    today: date | None,
+) -> LoadSummary:
     altegio: dict[str, Any] = dict(altegio_overrides or {})
     if chain_ids:
         altegio["chain_ids"] = ",".join(str(c) for c in chain_ids)
@@ -180,7 +224,18 @@ def run_load(
         run_config=QUIET_RUN_CONFIG,
         raise_on_error=False,
     )
-    return summarize(result)
+    summary = summarize(result)
+    summary.interrupted_by = interrupts.received()
+    return summary
+
+
+def _print_overrun(signum: int) -> None:
+    print(
+        f"\nLoad INTERRUPTED by {interrupts.signal_name(signum)}: still winding down "
+        f"{interrupts.GRACE_S:.0f} s later, so it stops now. Every lake partition is either as "
+        "before or fully rewritten; run the same command again to complete.",
+        flush=True,
+    )
 
 
 def _demo_report(data_dir: str) -> None:
@@ -201,7 +256,12 @@ def _demo_report(data_dir: str) -> None:
             "ORDER BY discount_given DESC NULLS LAST LIMIT 5"
         ).fetchall():
             print(f"  chain {chain_id}: {title}: {discount or 0:,.2f}")
-    print(f"\nWarehouse: {Path(data_dir) / 'warehouse.duckdb'}  (duckdb -readonly it to explore)")
+    print(f"\nWarehouse: {Path(data_dir) / 'warehouse.duckdb'}")
+    demo = Path(data_dir) == Path(DEMO_DATA_DIR)
+    shell = "make sql" if demo else f"ALTEGIO_DATA_DIR={data_dir} make sql"
+    flag = "" if demo else f" --data-dir {data_dir}"
+    print(f"Explore it: {shell} (interactive SQL shell, read-only), or one query:")
+    print(f'  .venv/bin/altegio-loyalty sql{flag} "{EXAMPLE_QUERY}"')
 
 
 class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
@@ -263,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     nightly.add_argument("--data-dir", help="default: $ALTEGIO_DATA_DIR or ./data")
     nightly.add_argument("--chain", type=int, action="append", default=[], help="chain id (repeat)")
 
+    sql_command.add_parser(commands)
+
     demo = commands.add_parser("demo", help="sandbox + full load of its range + a short summary")
     demo.add_argument("--data-dir", default=DEMO_DATA_DIR)
 
@@ -278,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pipelines.altegio.sandbox import cli as sandbox_cli
 
         return sandbox_cli.run(args)
+    if args.command == "sql":
+        return sql_command.run(args)
     _configure_logging(args.verbose)
     from assets import cli_writes
 
@@ -307,6 +371,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ApiError as exc:
         print(f"load not started, the API check failed: {exc}", file=sys.stderr)
         return 1
+    except interrupts.Interrupted as exc:
+        print(f"load {exc} before its run started; no table was written", file=sys.stderr)
+        return exc.exit_code
     print_summary(summary)
     if args.command == "demo" and summary.exit_code == 0:
         _demo_report(args.data_dir)

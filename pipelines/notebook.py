@@ -4,7 +4,7 @@ Notebooks should hold analysis, not plumbing::
 
     from pipelines.notebook import open_warehouse
 
-    wh = open_warehouse()  # <ALTEGIO_DATA_DIR or "data">/warehouse.duckdb
+    wh = open_warehouse()  # <ALTEGIO_DATA_DIR, else data/ or data/demo/>/warehouse.duckdb
     wh.tables()  # every table and mart with its row count and what one row means
     wh.query("SELECT * FROM marts.points_liability WHERE chain_id = ?", [160262])
 
@@ -18,6 +18,7 @@ close it (use ``with``) so later calls see newer publishes.
 import contextlib
 import datetime as dt
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,10 @@ from pipelines.storage.warehouse import (
 
 DATA_DIR_VARIABLE = "ALTEGIO_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
+# Without a path or the variable: the nightly load's directory, else the demo's.
+DEFAULT_CANDIDATES = (DEFAULT_DATA_DIR, "data/demo")
+# The checkout this package lives in (a notebook's kernel runs in notebooks/, a script anywhere).
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 Params = Sequence[Any] | Mapping[str, Any] | None
 
@@ -68,17 +73,31 @@ _COLUMNS_SQL = """
 """
 
 
-def data_dir(path: str | os.PathLike[str] | None = None) -> Path:
-    """The data directory: ``path`` if given, else ``$ALTEGIO_DATA_DIR``, else ``data``.
+def data_dir(
+    path: str | os.PathLike[str] | None = None, bases: Sequence[Path] | None = None
+) -> Path:
+    """The data directory: ``path`` if given, else ``$ALTEGIO_DATA_DIR``, else ``data`` or
+    ``data/demo``, whichever holds a warehouse first.
 
-    ``path`` may also name the warehouse file itself (``.../warehouse.duckdb``).
+    A relative path is looked up from the current directory, then from the project's root
+    (``bases``, for tests): the first place holding a warehouse wins, so a notebook kernel in
+    ``notebooks/`` finds ``data/demo`` as a shell in the checkout does. When none holds one, the
+    first candidate as given (the error then names it). ``path`` may also name the warehouse
+    file itself (``.../warehouse.duckdb``).
     """
-    chosen = (
-        Path(path)
-        if path is not None
-        else Path(os.environ.get(DATA_DIR_VARIABLE) or DEFAULT_DATA_DIR)
-    )
-    return chosen.parent if chosen.name == WAREHOUSE_FILE else chosen
+    if path is not None:
+        candidates = [Path(path)]
+    elif os.environ.get(DATA_DIR_VARIABLE):
+        candidates = [Path(os.environ[DATA_DIR_VARIABLE])]
+    else:
+        candidates = [Path(name) for name in DEFAULT_CANDIDATES]
+    candidates = [c.parent if c.name == WAREHOUSE_FILE else c for c in candidates]
+    search = list(bases) if bases is not None else [Path.cwd(), PROJECT_ROOT]
+    for candidate in candidates:
+        for base in [Path()] if candidate.is_absolute() else search:
+            if (base / candidate / WAREHOUSE_FILE).is_file():
+                return base / candidate if base != Path.cwd() else candidate
+    return candidates[0]
 
 
 def _sql_text(name: str) -> str:
@@ -224,7 +243,7 @@ class WarehouseReader:
 
 
 def open_warehouse(path: str | os.PathLike[str] | None = None) -> WarehouseReader:
-    """The read-only warehouse of ``path`` (a data directory), ``$ALTEGIO_DATA_DIR`` or ``data``.
+    """The read-only warehouse of ``path`` (a data directory), else as ``data_dir`` finds it.
 
     Fails at once with a hint when no warehouse has been published there yet.
     """
@@ -232,3 +251,19 @@ def open_warehouse(path: str | os.PathLike[str] | None = None) -> WarehouseReade
     if not reader.path.exists():
         raise _missing(reader.path)
     return reader
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m pipelines.notebook [DATA_DIR]`: print the warehouse file `data_dir` finds
+    (what `make sql` opens), or say why there is none (exit 2)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    found = data_dir(args[0] if args else None) / WAREHOUSE_FILE
+    if not found.is_file():
+        print(_missing(found), file=sys.stderr)
+        return 2
+    print(found)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,6 +8,10 @@ process group with SIGKILL at that moment, reruns the load to completion and com
 published warehouse with the clean run. A reader process watches the directory throughout:
 every snapshot it opens must be complete and equal to the clean run, and every final-named
 Parquet file it reads must be whole.
+
+Then the polite stop: SIGINT (Ctrl-C) and SIGTERM in turn, sent to the load's process group
+at a random moment of each phase in turn; the load must exit 130 / 143 within STOP_TIMEOUT_S
+(no step retried) and a rerun must publish what the clean run did.
 """
 
 import contextlib
@@ -92,8 +96,19 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+# Stop signals as a terminal (Ctrl-C: SIGINT to the process group) or a supervisor (SIGTERM)
+# sends them, each at a moment of each phase; the load must exit 128 + signal number.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Far above a load that honours the signal (about a second), far below the 30 s step retry
+# an interrupted step used to get.
+STOP_TIMEOUT_S = 20.0
+
 # The rows this suite reports.
-SCENARIOS = ("crash: SIGKILL + rerun", "crash: readers during kills")
+SCENARIOS = (
+    "crash: SIGKILL + rerun",
+    "crash: readers during kills",
+    "crash: SIGINT/SIGTERM + rerun",
+)
 
 
 def run(
@@ -103,7 +118,7 @@ def run(
     number of API requests; a write kill at a random moment up to 1.5 s after the first lake
     file is replaced; a publish kill up to 0.25 s after the publish build directory appears."""
     rng = random.Random(seed)  # noqa: S311 (reproducible kill times, not security)
-    result, readers = (ScenarioResult(name) for name in SCENARIOS)
+    result, readers, stops = (ScenarioResult(name) for name in SCENARIOS)
     by_phase = {p: 0 for p in (*PHASES, "finished")}
     rows = sum(len(t.rows) for t in clean.values())
     with sandbox_process() as base_url:
@@ -153,7 +168,62 @@ def run(
             readers.differences += len(bad)
             if bad:
                 readers.notes.append(f"trial {trial}: {bad[:3]}")
+        _signal_trials(stops, clean, base_url, work, rng, trials=min(trials, 2 * len(PHASES)))
     result.notes.insert(
         0, "kills by trigger: " + ", ".join(f"{p} {n}" for p, n in by_phase.items())
     )
-    return [result, readers]
+    return [result, readers, stops]
+
+
+def _signal_trials(
+    result: ScenarioResult,
+    clean: Checksums,
+    base_url: str,
+    work: Path,
+    rng: random.Random,
+    trials: int,
+) -> None:
+    """SIGINT and SIGTERM, in turn, at a random moment of each phase in turn: the load exits
+    128 + signal within STOP_TIMEOUT_S, and a rerun publishes what a clean run does."""
+    stop_times: list[float] = []
+    for trial in range(trials):
+        signum = STOP_SIGNALS[trial % len(STOP_SIGNALS)]
+        target = PHASES[trial % len(PHASES)]
+        data_dir = work / f"signal-{trial}"
+        proc = start_load(base_url, data_dir, work)
+        if target == "fetch":
+            _watch(proc, data_dir, None, base_url, rng.randint(1, 40))
+        else:
+            _watch(proc, data_dir, None, reached=target)
+            _watch(proc, data_dir, time.monotonic() + rng.uniform(0.0, 0.25))
+        result.trials += 1
+        label = f"trial {trial} ({signal.Signals(signum).name} in {target})"
+        if proc.poll() is not None:
+            result.notes.append(f"{label}: finished before the signal")
+        else:
+            sent = time.monotonic()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signum)
+            try:
+                code = proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                _kill(proc)
+                code = None
+            stop_times.append(time.monotonic() - sent)
+            result.faults += 1
+            if code != 128 + signum:
+                result.differences += 1
+                result.notes.append(f"{label}: exited {code}, expected {128 + signum}")
+        rerun = start_load(base_url, data_dir, work)
+        code = rerun.wait(timeout=LOAD_TIMEOUT_S)
+        if code != 0:
+            result.differences += 1
+            result.notes.append(f"{label}: rerun exited {code}")
+            continue
+        result.absorb(compare(clean, warehouse_checksums(data_dir)))
+    if stop_times:
+        result.notes.insert(
+            0,
+            f"signal to exit: max {max(stop_times):.1f} s, "
+            f"mean {sum(stop_times) / len(stop_times):.1f} s over {len(stop_times)} signals",
+        )

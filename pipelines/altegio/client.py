@@ -15,7 +15,6 @@ an error, not a loop.
 import logging
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -25,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from pipelines import interrupts
 from pipelines.altegio import endpoints as ep
 from pipelines.altegio.endpoints import ArrayEncoding, Endpoint, Paging, TotalIn
 from pipelines.altegio.http import (
@@ -196,7 +196,8 @@ class ClientSettings:
     page_sizes: Mapping[str, int] = field(default_factory=dict)
     array_encoding: ArrayEncoding = ArrayEncoding.BRACKETS
     progress: ProgressCallback | None = None
-    sleep: Callable[[float], None] = time.sleep
+    # Ends early on a stop signal (SIGINT/SIGTERM), so a retry wait never outlives Ctrl-C.
+    sleep: Callable[[float], None] = interrupts.sleep
     transport: httpx.BaseTransport | None = field(default=None, repr=False)
 
 

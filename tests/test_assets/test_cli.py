@@ -1,8 +1,10 @@
 """End to end: `altegio-loyalty load` as a user runs it, against the sandbox over HTTP."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -115,3 +117,62 @@ def test_load_without_credentials_names_the_variables_to_set(tmp_path):
     assert "ALTEGIO_PARTNER_TOKEN" in done.stderr
     assert "ALTEGIO_BASE_URL=sandbox" in done.stderr
     assert not (tmp_path / "warehouse.duckdb").exists()
+
+
+def start_cli(server: SandboxServer, data_dir: Path, *args: str) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "ALTEGIO_BASE_URL": server.base_url,
+        "ALTEGIO_PARTNER_TOKEN": server.credentials.partner_token,
+        "ALTEGIO_USER_TOKEN": server.credentials.user_token,
+        # Slow enough that the signal lands while the transactions are being paged through.
+        "ALTEGIO_RATE_LIMIT": "4",
+        "ALTEGIO_DATA_DIR": str(data_dir),
+        "ALTEGIO_PHONE_HASH_KEY": "test-cli-phone-hash-key",
+    }
+    cli = Path(sys.executable).with_name("altegio-loyalty")
+    return subprocess.Popen(
+        [str(cli), "load", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _transaction_requests(server: SandboxServer) -> int:
+    return sum(server.stats()["requests"].get("transactions", {}).values())
+
+
+# The step retry a signal used to trigger waited 30 s before repeating the step; a load that
+# honours the signal is gone long before this bound.
+STOP_BOUND_S = 20
+
+
+@pytest.mark.xdist_group("cli")
+@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_the_load_without_retry_and_a_rerun_equals_a_clean_load(
+    clean_warehouse, tmp_path, signum, exit_code
+):
+    with serve(CONFIG) as server:
+        proc = start_cli(server, tmp_path, "--start", str(START), "--end", str(END))
+        deadline = time.monotonic() + 120
+        while _transaction_requests(server) < 3 and proc.poll() is None:
+            assert time.monotonic() < deadline, "the load never reached the transactions"
+            time.sleep(0.05)
+        assert proc.poll() is None, "the load finished before the signal"
+        proc.send_signal(signum)
+        stdout, stderr = proc.communicate(timeout=STOP_BOUND_S)
+        requests_at_exit = server.stats()["total_requests"]
+        assert proc.returncode == exit_code, stdout + stderr
+        assert f"Load INTERRUPTED by {signal.Signals(signum).name}" in stdout
+        assert "stopped while running: loyalty_transactions" in stdout
+        assert "Load succeeded" not in stdout
+        # Nothing of the load kept running after the command ended.
+        time.sleep(0.5)
+        assert server.stats()["total_requests"] == requests_at_exit
+        assert not (tmp_path / "warehouse.duckdb").exists()
+
+        rerun = run_cli(server, tmp_path, "--start", str(START), "--end", str(END))
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert warehouse_digest(tmp_path / "warehouse.duckdb") == clean_warehouse

@@ -68,10 +68,35 @@ def test_data_dir_prefers_the_explicit_path_then_the_variable_then_data(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv(DATA_DIR_VARIABLE, raising=False)
-    assert data_dir() == Path("data")
+    assert data_dir(bases=[tmp_path]) == Path("data")
     monkeypatch.setenv(DATA_DIR_VARIABLE, str(tmp_path / "env"))
     assert data_dir() == tmp_path / "env"
     assert data_dir(tmp_path / "explicit") == tmp_path / "explicit"
+
+
+def _fake_warehouse(directory: Path) -> None:
+    directory.mkdir(parents=True)
+    (directory / "warehouse.duckdb").write_bytes(b"")
+
+
+def test_data_dir_finds_the_demo_warehouse_from_a_subdirectory_of_the_project(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A notebook kernel runs in notebooks/: relative paths are also tried from the root.
+    project, kernel_dir = tmp_path / "project", tmp_path / "project" / "notebooks"
+    kernel_dir.mkdir(parents=True)
+    monkeypatch.chdir(kernel_dir)
+    monkeypatch.delenv(DATA_DIR_VARIABLE, raising=False)
+    _fake_warehouse(project / "data" / "demo")
+    assert data_dir(bases=[kernel_dir, project]) == project / "data" / "demo"
+    # data/ holding a warehouse wins over the demo's; the variable and a path are looked up too.
+    _fake_warehouse(project / "data" / "prod")
+    monkeypatch.setenv(DATA_DIR_VARIABLE, "data/prod")
+    assert data_dir(bases=[kernel_dir, project]) == project / "data" / "prod"
+    assert data_dir("data/demo", bases=[kernel_dir, project]) == project / "data" / "demo"
+    monkeypatch.delenv(DATA_DIR_VARIABLE)
+    (project / "data" / "warehouse.duckdb").write_bytes(b"")
+    assert data_dir(bases=[kernel_dir, project]) == project / "data"
 
 
 def test_data_dir_accepts_the_warehouse_file_itself(tmp_path: Path) -> None:
