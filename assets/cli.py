@@ -1,4 +1,4 @@
-"""The `altegio-loyalty` command: `sandbox`, `load` and `demo`.
+"""The `altegio-loyalty` command: `sandbox`, `load`, `demo` and `report`.
 
 `load` and `demo` materialize the same Dagster assets as the nightly job, in-process, for a
 range of days, then print a one-screen summary. Exit status: 0 when every chain loaded or was
@@ -22,6 +22,7 @@ from assets.altegio import TABLE_ASSETS, warehouse
 from assets.resources import SANDBOX, SANDBOX_END, SANDBOX_START, build_resources
 from assets.schedules import RANGE_END_TAG, RANGE_START_TAG
 from pipelines.altegio.http import ApiError, AuthError, ConfigurationError
+from pipelines.report import REPORT_FILE
 
 DEMO_DATA_DIR = "data/demo"
 # Dagster's own step logs are for the UI; the command shows progress and a summary instead.
@@ -223,7 +224,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="sandbox + full load of its range + a short summary")
     demo.add_argument("--data-dir", default=DEMO_DATA_DIR)
+
+    report = commands.add_parser(
+        "report", help="write the HTML loyalty report from the warehouse's marts"
+    )
+    report.add_argument("--data-dir", help="default: $ALTEGIO_DATA_DIR or ./data")
+    report.add_argument(
+        "--out", type=Path, help="where to write the page (default: <data-dir>/report.html)"
+    )
     return parser
+
+
+def run_report(data_dir: str | None, out: Path | None) -> int:
+    """`altegio-loyalty report`: one self-contained HTML page from the published marts."""
+    from pipelines.report import ReportError, write_report
+
+    storage: dict[str, Any] = {"data_dir": data_dir} if data_dir else {}
+    root = build_resources(storage=storage)["storage"].process_config_and_initialize().root
+    try:
+        written = write_report(root, out)
+    except ReportError as exc:
+        print(f"report error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"Report: {written.path} ({written.bytes:,} bytes, {written.charts} charts, "
+        f"{written.chains} chains; self-contained, open it in a browser)"
+    )
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -232,6 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pipelines.altegio.sandbox import cli as sandbox_cli
 
         return sandbox_cli.run(args)
+    if args.command == "report":
+        return run_report(args.data_dir, args.out)
     _configure_logging(args.verbose)
     try:
         if args.command == "load":
@@ -255,6 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_summary(summary)
     if args.command == "demo" and summary.exit_code == 0:
         _demo_report(args.data_dir)
+        print(f"Report: {Path(args.data_dir) / REPORT_FILE}  (open it in a browser)")
     return summary.exit_code
 
 
