@@ -96,6 +96,5 @@ def full_page_screenshot(driver: webdriver.Chrome, path: Path) -> None:
 
 def console_errors(driver: webdriver.Chrome) -> list[str]:
     """Console messages of level SEVERE since the last call."""
-    return [
-        str(entry["message"]) for entry in driver.get_log("browser") if entry["level"] == "SEVERE"
-    ]
+    entries = driver.get_log("browser")  # type: ignore[no-untyped-call]
+    return [str(entry["message"]) for entry in entries if entry["level"] == "SEVERE"]
