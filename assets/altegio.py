@@ -10,6 +10,7 @@ multi-asset whose outputs are its tables. A source read by day is partitioned by
 import contextlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -18,29 +19,37 @@ import pyarrow as pa
 from assets.checks import CHECK_NAMES, check_results, check_specs
 from assets.partitions import DAILY_BACKFILL_POLICY, DAILY_PARTITIONS
 from assets.resources import AltegioResource, StorageResource
-from pipelines import load
+from pipelines import load, refresh
 from pipelines.altegio.http import AuthError
 from pipelines.altegio.schema import TABLES
 from pipelines.altegio.sources import SOURCES, LoadShape, Source, groups_source
 from pipelines.report import ReportError, WrittenReport, write_report
+from pipelines.storage.disk import disk_full_message, is_disk_full
 from pipelines.storage.marts import MART_DOCS
 
 GROUP = "altegio"
+# Run tag naming which stored memberships the run re-reads by id (refresh.RefreshMode); the
+# nightly job and `altegio-loyalty load` leave it unset: active.
+REFRESH_TAG = "altegio/refresh"
 # What a load step yields: one materialization per table it wrote, then its check results.
 StepEvent = dg.MaterializeResult[Any] | dg.AssetCheckResult
 RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL)
 
 
 @contextlib.contextmanager
-def credentials_refusal_is_final() -> Iterator[None]:
-    """A refused credential fails the step at once, without RETRY_POLICY: the retries are for
-    transient faults, and two more attempts (30 s, then 90 s later) would only repeat the
-    refused login against the account. The message is the AuthError's (it names the setting
-    to fix, never a secret)."""
+def retries_cannot_help(data_dir: Path) -> Iterator[None]:
+    """Fail the step at once, without RETRY_POLICY, where a retry can only repeat the failure:
+    RETRY_POLICY's retries are for transient faults. A refused credential would be repeated
+    against the account (30 s, then 90 s later; the AuthError's message names the setting to
+    fix, never a secret); a full disk stays full, and the previous warehouse stays readable."""
     try:
         yield
     except AuthError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        raise dg.Failure(description=disk_full_message(str(data_dir)), allow_retries=False) from exc
 
 
 def asset_key(table: str) -> dg.AssetKey:
@@ -119,22 +128,50 @@ def step_metadata(report: load.StepReport, table: str) -> dict[str, Any]:
     }
 
 
+def refresh_mode(context: dg.AssetExecutionContext) -> refresh.RefreshMode:
+    """The run's refresh mode (REFRESH_TAG), active when the run does not say."""
+    text = context.run.tags.get(REFRESH_TAG, refresh.RefreshMode.ACTIVE.value)
+    try:
+        return refresh.RefreshMode(text)
+    except ValueError:
+        modes = [m.value for m in refresh.RefreshMode]
+        raise dg.Failure(f"run tag {REFRESH_TAG}={text!r}: expected one of {modes}") from None
+
+
 def _results(
     context: dg.AssetExecutionContext,
     report: load.StepReport,
     storage: StorageResource,
     started_at: datetime,
     days: list[date] | None = None,
+    refreshed: load.StepReport | None = None,
 ) -> Iterator[StepEvent]:
     load.record_step(storage.lake(), report, context.run.run_id, started_at, days or [])
+    if refreshed is not None:
+        load.record_step(storage.lake(), refreshed, context.run.run_id, started_at)
     for table in SOURCES[report.table].family:
         if context.selected_asset_keys and asset_key(table) not in context.selected_asset_keys:
             continue
-        yield dg.MaterializeResult(
-            asset_key=asset_key(table), metadata=step_metadata(report, table)
-        )
-    yield from check_results(report, storage.lake(), asset_key(report.table))
+        metadata = step_metadata(report, table)
+        if refreshed is not None:
+            metadata.update(refresh_metadata(refreshed, table))
+        yield dg.MaterializeResult(asset_key=asset_key(table), metadata=metadata)
+    yield from check_results(report, storage.lake(), asset_key(report.table), refreshed)
     _log_outcomes(context, report)
+    if refreshed is not None:
+        _log_outcomes(context, refreshed)
+
+
+def refresh_metadata(report: load.StepReport, table: str) -> dict[str, Any]:
+    """What the refresh by id did, beside the window load's metadata."""
+    return {
+        "refresh_requested_ids": sum(c.requested_ids for c in report.chains),
+        "refresh_rows_written": report.rows.get(table, 0),
+        "refresh_requests": report.requests,
+        "refresh_duration_s": round(report.duration_s, 3),
+        "refresh_failed_chains": ", ".join(f"{c.chain_id} ({c.reason})" for c in report.failed)
+        or "none",
+    }
 
 
 def _log_outcomes(context: dg.AssetExecutionContext, report: load.StepReport) -> None:
@@ -166,7 +203,7 @@ def _chains_asset(source: Source) -> dg.AssetsDefinition:
     ) -> Iterator[StepEvent]:
         started = _now()
         storage.guard_source(altegio.source_identity())
-        with credentials_refusal_is_final(), altegio.open_client(storage.budget_dir) as client:
+        with retries_cannot_help(storage.root), altegio.open_client(storage.budget_dir) as client:
             _, report = load.load_chains(client, storage.lake(), altegio.chain_id_list(), started)
         yield from _results(context, report, storage, started)
 
@@ -187,7 +224,7 @@ def _table_asset(source: Source, chains_key: dg.AssetKey) -> dg.AssetsDefinition
     @dg.multi_asset(
         name=source.name,
         specs=[_spec(name, [chains_key]) for name in source.family],
-        check_specs=check_specs(source.name),
+        check_specs=check_specs(source.name, refreshed=source.refresh is not None),
         retry_policy=RETRY_POLICY,
         **partitioning,
     )
@@ -199,17 +236,29 @@ def _table_asset(source: Source, chains_key: dg.AssetKey) -> dg.AssetsDefinition
         days = [date.fromisoformat(key) for key in context.partition_keys] if daily else []
         personal_key = storage.personal_key() if source.entity.needs_personal_key else None
         lake = storage.lake()
-        with credentials_refusal_is_final(), altegio.open_client(storage.budget_dir) as client:
+        with retries_cannot_help(storage.root), altegio.open_client(storage.budget_dir) as client:
             chains = client.list_chains(chain_ids=altegio.chain_id_list())
+            refreshed = None
             if daily:
                 report = load.load_daily(
                     client, lake, chains, source.name, days, started, personal_key
                 )
+                if source.refresh is not None:
+                    refreshed = refresh.refresh_by_ids(
+                        client,
+                        lake,
+                        chains,
+                        source.name,
+                        refresh_mode(context),
+                        started,
+                        personal_key,
+                        skip_days=refresh.fresh_days(report, chains, days, started),
+                    )
             else:
                 report = load.load_reference(
                     client, lake, chains, source.name, started, personal_key
                 )
-        yield from _results(context, report, storage, started, days)
+        yield from _results(context, report, storage, started, days, refreshed)
 
     _asset.__doc__ = source.main.description
     return _asset
@@ -244,7 +293,7 @@ def warehouse(
     """Publish the DuckDB warehouse from the lake (tables, enum dimensions, marts) in one swap,
     then write the HTML report beside it."""
     wh = storage.warehouse()
-    with wh.load_lock():
+    with retries_cannot_help(storage.root), wh.load_lock():
         result = wh.publish(storage.lake())
     # The marts are published whatever happens to the report: they are materialized first,
     # and a report that cannot be written then fails the step (so the failure alerts).
@@ -253,7 +302,7 @@ def warehouse(
         written = write_report(wh.data_dir)
         report_metadata = report_entries(written)
     except (ReportError, OSError) as exc:
-        report_error = str(exc)
+        report_error = disk_full_message(str(storage.root)) if is_disk_full(exc) else str(exc)
         report_metadata = {"report": dg.MetadataValue.md(f"**not written**: {report_error}")}
     for name in MART_DOCS:
         yield dg.MaterializeResult(

@@ -7,6 +7,8 @@
   failed.
 - known_enum_codes (warn): no enum code outside the contract's tables, with the codes.
 - quarantine_empty (warn): no record was refused, with the counts.
+- state_refreshed (error, sources re-read by id): the refresh by id read every chain it should
+  (a failed chain is listed with its reason), with the ids asked for and the requests made.
 Freshness of the nightly load is a separate check built in definitions.py.
 """
 
@@ -28,7 +30,9 @@ CHECK_NAMES = (
     "known_enum_codes",
     "quarantine_empty",
 )
+REFRESH_CHECK = "state_refreshed"
 _SEVERITY = {
+    REFRESH_CHECK: dg.AssetCheckSeverity.ERROR,
     "rows_reconcile": dg.AssetCheckSeverity.ERROR,
     "unique_ids": dg.AssetCheckSeverity.ERROR,
     "all_chains_loaded": dg.AssetCheckSeverity.ERROR,
@@ -36,6 +40,7 @@ _SEVERITY = {
     "quarantine_empty": dg.AssetCheckSeverity.WARN,
 }
 _DESCRIPTIONS = {
+    REFRESH_CHECK: "The refresh by id re-read every chain it should (failed chains listed).",
     "rows_reconcile": "Rows the API reported = rows received (minus page-boundary repeats) "
     "= rows written + rows quarantined, per chain.",
     "unique_ids": "No primary key appears twice in the table.",
@@ -45,11 +50,10 @@ _DESCRIPTIONS = {
 }
 
 
-def check_specs(table: str) -> list[dg.AssetCheckSpec]:
+def check_specs(table: str, refreshed: bool = False) -> list[dg.AssetCheckSpec]:
     key = dg.AssetKey(["altegio", table])
-    return [
-        dg.AssetCheckSpec(name, asset=key, description=_DESCRIPTIONS[name]) for name in CHECK_NAMES
-    ]
+    names = [*CHECK_NAMES, *([REFRESH_CHECK] if refreshed else [])]
+    return [dg.AssetCheckSpec(name, asset=key, description=_DESCRIPTIONS[name]) for name in names]
 
 
 def duplicate_keys(lake: Lake, table: str) -> int:
@@ -73,7 +77,10 @@ def duplicate_keys(lake: Lake, table: str) -> int:
 
 
 def check_results(
-    report: load.StepReport, lake: Lake, key: dg.AssetKey
+    report: load.StepReport,
+    lake: Lake,
+    key: dg.AssetKey,
+    refreshed: load.StepReport | None = None,
 ) -> Iterator[dg.AssetCheckResult]:
     def result(name: str, passed: bool, **metadata: object) -> dg.AssetCheckResult:
         return dg.AssetCheckResult(
@@ -120,3 +127,11 @@ def check_results(
         unknown_codes="; ".join(f"{c}: {codes}" for c, codes in sorted(unknown.items())) or "none",
     )
     yield result("quarantine_empty", report.quarantined == 0, rows_quarantined=report.quarantined)
+    if refreshed is not None:
+        yield result(
+            REFRESH_CHECK,
+            not refreshed.failed,
+            requested_ids=sum(c.requested_ids for c in refreshed.chains),
+            requests=refreshed.requests,
+            failed=", ".join(f"{c.chain_id}: {c.reason}" for c in refreshed.failed) or "none",
+        )

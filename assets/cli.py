@@ -1,7 +1,9 @@
-"""The `altegio-loyalty` command: `sandbox`, `load`, `demo` and `report`.
+"""The `altegio-loyalty` command: `sandbox`, `load`, `nightly`, `demo` and `report`.
 
-`load` and `demo` materialize the same Dagster assets as the nightly job, in-process, for a
-range of days, then print a one-screen summary. Exit status: 0 when every chain loaded or was
+`load`, `nightly` and `demo` materialize the same Dagster assets as the nightly job,
+in-process, for a range of days (`nightly`: yesterday plus the lookback window, as the
+schedule picks it), the re-read of stored memberships included, then print a one-screen
+summary. Exit status: 0 when every chain loaded or was
 skipped for lack of rights (403 or an access flag of "0"); 1 on any other failure; 2 on bad
 configuration, wrong credentials and a plain-http base URL included (one request checks them
 before the run starts).
@@ -12,16 +14,17 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from assets.altegio import TABLE_ASSETS, warehouse
+from assets.altegio import REFRESH_TAG, TABLE_ASSETS, warehouse
 from assets.resources import SANDBOX, SANDBOX_END, SANDBOX_START, build_resources
-from assets.schedules import RANGE_END_TAG, RANGE_START_TAG
+from assets.schedules import RANGE_END_TAG, RANGE_START_TAG, nightly_window
 from pipelines.altegio.http import ApiError, AuthError, ConfigurationError
+from pipelines.refresh import RefreshMode
 from pipelines.report import REPORT_FILE
 
 DEMO_DATA_DIR = "data/demo"
@@ -121,8 +124,12 @@ def print_summary(summary: LoadSummary, out: Any = sys.stdout) -> None:
         print(f"check warning: {label}", file=out)
     for label in summary.errors:
         print(f"CHECK FAILED: {label}", file=out)
+    # One cause (a full disk, a refused credential) fails every step alike: one line for it.
+    by_text: dict[str, list[str]] = {}
     for step, text in sorted(summary.step_failures.items()):
-        print(f"STEP FAILED: {step}: {text}", file=out)
+        by_text.setdefault(text, []).append(step)
+    for text, steps in by_text.items():
+        print(f"STEP FAILED: {', '.join(steps)}: {text}", file=out)
     print("\nLoad " + ("succeeded" if summary.exit_code == 0 else "FAILED"), file=out)
 
 
@@ -132,8 +139,13 @@ def run_load(
     data_dir: str | None = None,
     chain_ids: Sequence[int] = (),
     altegio_overrides: dict[str, Any] | None = None,
+    refresh: RefreshMode = RefreshMode.ACTIVE,
+    today: date | None = None,
 ) -> LoadSummary:
-    """Materialize every asset for days start..end (inclusive) in this process."""
+    """Materialize every asset for days start..end (inclusive) in this process; with `today`
+    (the nightly path) the days are yesterday plus the lookback window instead."""
+    if today is not None:
+        start, end = date.min, date.min
     if end < start:
         raise ConfigurationError(f"--end {end} is before --start {start}")
     altegio: dict[str, Any] = dict(altegio_overrides or {})
@@ -144,7 +156,10 @@ def run_load(
     # Resolve the environment now so a configuration mistake stops here, before any run.
     storage_config = resources["storage"].process_config_and_initialize()
     altegio_config = resources["altegio"].process_config_and_initialize()
-    storage_config.lookback()
+    lookback = storage_config.lookback()
+    if today is not None:
+        start, end = nightly_window(today, lookback)
+        print(f"Nightly: days {start}..{end} (yesterday plus {lookback} lookback days)")
     altegio_config.chain_id_list()
     altegio_config.settings(storage_config.budget_dir)
     storage_config.guard_source(altegio_config.source_identity())
@@ -155,7 +170,11 @@ def run_load(
     result = dg.materialize(
         [*TABLE_ASSETS, warehouse],
         resources=resources,
-        tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
+        tags={
+            RANGE_START_TAG: start.isoformat(),
+            RANGE_END_TAG: end.isoformat(),
+            REFRESH_TAG: refresh.value,
+        },
         run_config=QUIET_RUN_CONFIG,
         raise_on_error=False,
     )
@@ -221,6 +240,26 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--end", type=date.fromisoformat, required=True, help="YYYY-MM-DD")
     load.add_argument("--data-dir", help="default: $ALTEGIO_DATA_DIR or ./data")
     load.add_argument("--chain", type=int, action="append", default=[], help="chain id (repeat)")
+    refresh_help = (
+        "stored memberships re-read by id: active (status not final, the nightly's), all "
+        "(the weekly full refresh's), none"
+    )
+    load.add_argument(
+        "--refresh",
+        type=RefreshMode,
+        choices=list(RefreshMode),
+        default=RefreshMode.ACTIVE,
+        help=refresh_help,
+    )
+
+    nightly = commands.add_parser(
+        "nightly", help="what the nightly schedule runs: yesterday plus the lookback window"
+    )
+    nightly.add_argument(
+        "--today", type=date.fromisoformat, help="YYYY-MM-DD (default: today, UTC)"
+    )
+    nightly.add_argument("--data-dir", help="default: $ALTEGIO_DATA_DIR or ./data")
+    nightly.add_argument("--chain", type=int, action="append", default=[], help="chain id (repeat)")
 
     demo = commands.add_parser("demo", help="sandbox + full load of its range + a short summary")
     demo.add_argument("--data-dir", default=DEMO_DATA_DIR)
@@ -264,7 +303,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose)
     try:
         if args.command == "load":
-            summary = run_load(args.start, args.end, args.data_dir, args.chain)
+            summary = run_load(
+                args.start, args.end, args.data_dir, args.chain, refresh=args.refresh
+            )
+        elif args.command == "nightly":
+            today = args.today or datetime.now(UTC).date()
+            summary = run_load(today, today, args.data_dir, args.chain, today=today)
         else:
             print(
                 f"Demo: built-in sandbox, days {SANDBOX_START}..{SANDBOX_END}, into {args.data_dir}"

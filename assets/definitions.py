@@ -7,7 +7,14 @@ import dagster as dg
 
 from assets.altegio import TABLE_ASSETS, warehouse
 from assets.resources import build_resources
-from assets.schedules import NIGHTLY_JOB, nightly_load_schedule
+from assets.schedules import (
+    DEEP_LOOKBACK_JOB,
+    FULL_REFRESH_JOB,
+    NIGHTLY_JOB,
+    deep_lookback_schedule,
+    full_membership_refresh_schedule,
+    nightly_load_schedule,
+)
 
 # The nightly load must have refreshed these within a day and a bit (one missed night warns).
 # Dagster calls these builders "superseded" by FreshnessPolicy, but a policy is not an asset
@@ -26,8 +33,8 @@ with warnings.catch_warnings():
 defs = dg.Definitions(
     assets=[*TABLE_ASSETS, warehouse],
     asset_checks=FRESHNESS_CHECKS,
-    jobs=[NIGHTLY_JOB],
-    schedules=[nightly_load_schedule],
+    jobs=[NIGHTLY_JOB, FULL_REFRESH_JOB, DEEP_LOOKBACK_JOB],
+    schedules=[nightly_load_schedule, full_membership_refresh_schedule, deep_lookback_schedule],
     sensors=[FRESHNESS_SENSOR],
     resources=build_resources(),
 )

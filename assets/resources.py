@@ -38,6 +38,14 @@ SANDBOX_RATE_LIMIT = 40.0
 # ALTEGIO_RATE_LIMIT value that turns the client-side budget off (never for a real API).
 UNLIMITED = "unlimited"
 DEFAULT_LOOKBACK_DAYS = 3
+DEFAULT_DEEP_LOOKBACK_DAYS = 35
+# Schedules other than the nightly one, by the variable that sets their cron and its default:
+# the full refresh of every stored membership on Sunday 06:00 UTC, the deep lookback of
+# transactions on Saturday 07:00 UTC (both stopped until switched on, like the nightly).
+SCHEDULE_CRON_VARIABLES = {
+    "ALTEGIO_FULL_REFRESH_CRON": "0 6 * * 0",
+    "ALTEGIO_DEEP_LOOKBACK_CRON": "0 7 * * 6",
+}
 DEFAULT_TIMEZONE = "UTC"
 # The sandbox serves data for these days; `altegio-loyalty demo` loads exactly this range.
 SANDBOX_START = date(2026, 1, 1)
@@ -57,6 +65,7 @@ ALTEGIO_VARIABLES = {
 STORAGE_VARIABLES = {
     "ALTEGIO_DATA_DIR": "data_dir",
     "ALTEGIO_LOOKBACK_DAYS": "lookback_days",
+    "ALTEGIO_DEEP_LOOKBACK_DAYS": "deep_lookback_days",
     "ALTEGIO_TIMEZONE": "timezone",
     "ALTEGIO_PHONE_HASH_KEY": "phone_hash_key",
 }
@@ -218,6 +227,7 @@ class StorageResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     data_dir: str = "data"
     lookback_days: str = str(DEFAULT_LOOKBACK_DAYS)
+    deep_lookback_days: str = str(DEFAULT_DEEP_LOOKBACK_DAYS)
     timezone: str = DEFAULT_TIMEZONE
     # Secret; empty: the data directory's own key (pipelines.altegio.personal).
     phone_hash_key: str = ""
@@ -252,15 +262,10 @@ class StorageResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         return self.root / ".rate-budget"
 
     def lookback(self) -> int:
-        try:
-            days = int(self.lookback_days)
-        except ValueError:
-            raise ConfigurationError(
-                f"ALTEGIO_LOOKBACK_DAYS must be an integer, got {self.lookback_days!r}"
-            ) from None
-        if days < 0:
-            raise ConfigurationError("ALTEGIO_LOOKBACK_DAYS must be 0 or more")
-        return days
+        return _days("ALTEGIO_LOOKBACK_DAYS", self.lookback_days)
+
+    def deep_lookback(self) -> int:
+        return _days("ALTEGIO_DEEP_LOOKBACK_DAYS", self.deep_lookback_days)
 
     def guard_source(self, identity: str) -> None:
         """Refuse to mix data from two APIs (say, the sandbox and production) in one directory."""
@@ -277,6 +282,27 @@ class StorageResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump({"source": identity}, handle)
+
+
+def _days(variable: str, text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        raise ConfigurationError(f"{variable} must be an integer, got {text!r}") from None
+    if days < 0:
+        raise ConfigurationError(f"{variable} must be 0 or more")
+    return days
+
+
+def schedule_cron(variable: str) -> str:
+    """The cron of a schedule: its variable (SCHEDULE_CRON_VARIABLES) or the default. Read
+    when the code location loads: Dagster needs a schedule's cron before any run."""
+    text = os.environ.get(variable, "").strip() or SCHEDULE_CRON_VARIABLES[variable]
+    from dagster._utils.schedules import is_valid_cron_string
+
+    if not is_valid_cron_string(text):
+        raise ConfigurationError(f"{variable} must be a cron expression, got {text!r}")
+    return text
 
 
 def _from_environment(variables: dict[str, str]) -> dict[str, Any]:

@@ -29,7 +29,9 @@ from pipelines.altegio.http import AccessDenied, ApiError, AuthError
 from pipelines.altegio.normalize import NormalizedBatch, normalize, normalize_groups
 from pipelines.altegio.schema import TABLES
 from pipelines.altegio.sources import SOURCES, LoadShape, Source, groups_source
+from pipelines.storage.disk import is_disk_full
 from pipelines.storage.parquet import Lake
+from pipelines.storage.state import MonthlyState
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ class ChainOutcome:
     duplicates: int = 0  # page-boundary repeats the client removed
     written: int = 0  # rows of the family's main table written to the lake
     quarantined: int = 0
+    requested_ids: int = 0  # records asked for by id (a refresh)
 
 
 @dataclass
@@ -64,6 +67,8 @@ class StepReport:
     """Everything one step did: per-table rows, per-chain outcomes, request accounting."""
 
     table: str
+    # The step's name in load_steps when it is not the table's (the refresh of a table).
+    step: str = ""
     rows: dict[str, int] = field(default_factory=dict)
     api_rows: int = 0
     received_rows: int = 0
@@ -79,6 +84,10 @@ class StepReport:
     http_429: int = 0
     bytes_received: int = 0
     duration_s: float = 0.0
+
+    @property
+    def step_name(self) -> str:
+        return self.step or self.table
 
     @property
     def failed(self) -> list[ChainOutcome]:
@@ -122,12 +131,13 @@ def record_step(
             "received": c.rows,
             "written": c.written,
             "quarantined": c.quarantined,
+            **({"requested_ids": c.requested_ids} if c.requested_ids else {}),
         }
         for c in report.chains
     ]
     statuses = [c.status for c in report.chains]
     row = {
-        "step": report.table,
+        "step": report.step_name,
         "run_id": run_id,
         "started_at": started_at,
         "finished_at": started_at + timedelta(seconds=report.duration_s),
@@ -159,7 +169,7 @@ def record_step(
     lake.replace_partitions(
         "load_steps",
         pa.Table.from_pylist([row], schema=schema),
-        [{"step": report.table, "run_id": run_id}],
+        [{"step": report.step_name, "run_id": run_id}],
     )
 
 
@@ -243,7 +253,9 @@ def _normalized(batch: NormalizedBatch, table: str, outcome: ChainOutcome) -> No
 
 
 def _classify_failure(chain: Chain, exc: Exception) -> ChainOutcome:
-    if isinstance(exc, AuthError):
+    # A refused credential or a full disk is not this chain's failure: the next chain would
+    # meet it too, so the step stops.
+    if isinstance(exc, AuthError) or is_disk_full(exc):
         raise exc
     if isinstance(exc, AccessDenied):
         return ChainOutcome(chain.id, ChainStatus.SKIPPED, f"403 access denied: {exc.message}")
@@ -371,6 +383,8 @@ def load_daily(
     loader = _DAY_LOADERS[source.shape]
     accounting = _Accounting(client)
     report = StepReport(table=table)
+    if source.shape is LoadShape.CREATED_WINDOW:
+        monthly_state(lake, source).migrate_day_layout()
     for chain in chains:
         if not chain.can(source.gate.name):
             report.add_outcome(_flag_skip(chain, source))
@@ -462,9 +476,18 @@ def _load_days(run: _ChainDays, outcome: ChainOutcome, report: StepReport) -> No
         flusher.shutdown(wait=True)
 
 
+def monthly_state(lake: Lake, source: Source) -> MonthlyState:
+    """The current-state storage of a CREATED_WINDOW family (rows kept by creation month)."""
+    ids = {source.name: source.entity.key}
+    # A child table's key starts (chain_id, <parent id>, ...).
+    ids.update({spec.name: spec.primary_key[1] for spec in source.tables[1:]})
+    return MonthlyState(lake, ids)
+
+
 def _load_created_window(run: _ChainDays, outcome: ChainOutcome, report: StepReport) -> None:
     """CREATED_WINDOW: one creation-time window over all the days (the records carry their
-    creation time), split into day partitions: far fewer requests than a window per day."""
+    creation time): far fewer requests than a window per day. The rows created on those days
+    are replaced inside their month partitions (`pipelines.storage.state`)."""
     client, lake, source, chain, days = run.client, run.lake, run.source, run.chain, run.days
     table = source.name
     tz = ZoneInfo(chain.timezone)
@@ -485,10 +508,18 @@ def _load_created_window(run: _ChainDays, outcome: ChainOutcome, report: StepRep
         personal_key=run.personal_key,
     )
     report.absorb(_normalized(batch, table, outcome))
-    buffer = _FamilyBuffer(source.family)
-    buffer.add(batch)
+    state = monthly_state(lake, source)
+    report.partitions_written += state.replace_days(chain.id, days, batch.tables)
+    for name in source.family:
+        report.rows[name] = report.rows.get(name, 0) + batch.tables[name].num_rows
     label = f"{days[0].isoformat()}..{days[-1].isoformat()}"
-    _write_days(buffer, lake, table, chain, days, report, extra_quarantine_keys=[label])
+    keys = [day.isoformat() for day in days] + [label]
+    lake.replace_partitions(
+        "quarantine",
+        batch.quarantine,
+        [{"source_table": table, "chain_id": chain.id, "partition_key": key} for key in keys],
+    )
+    report.quarantined += batch.quarantine.num_rows
 
 
 _DayLoader = Callable[[_ChainDays, ChainOutcome, StepReport], None]
@@ -505,12 +536,11 @@ def _write_days(
     chain: Chain,
     days: Sequence[date],
     report: StepReport,
-    extra_quarantine_keys: Sequence[str] = (),
 ) -> None:
     if not days:
         return
     partition_column = SOURCES[table].main.partition_by[-1]
-    keys = [day.isoformat() for day in days] + list(extra_quarantine_keys)
+    keys = [day.isoformat() for day in days]
     buffer.write(
         lake,
         [{"chain_id": chain.id, partition_column: day} for day in days],

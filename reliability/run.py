@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from reliability import concurrency, crash, faults
+from reliability import concurrency, crash, disk, faults
 from reliability.common import ScenarioResult, one_phone_hash_key
 
 FULL_CRASH_TRIALS = 21
@@ -40,6 +40,8 @@ def run_suite(
             results += crash.run(clean, clean_dir, work, trials)
         if _wanted(concurrency.SCENARIOS, only):
             results += concurrency.run(clean, clean_dir, work, loads=1 if quick else 3, readers=2)
+        if _wanted(disk.SCENARIOS, only):
+            results += disk.run(clean, clean_dir, work)
     return results
 
 

@@ -34,6 +34,13 @@ def test_quick_benchmark_runs_every_contender_and_reports_every_figure(tmp_path)
             assert contender["rows"] == size["transactions"] > 0
             assert contender["requests"] > 0 and contender["peak_rss_mb"] > 0
             assert contender["wall_s"] > 0 and contender["rows_per_s"] > 0
+        nightly = size["nightly"]
+        for run in ("on_history", "into_empty"):
+            assert nightly[run]["ok"], (size["size"], run, nightly[run].get("error"))
+        # On top of the history the warehouse holds every row; into empty, the nightly's days.
+        assert nightly["on_history"]["rows"] == size["transactions"]
+        assert 0 < nightly["into_empty"]["rows"] == nightly["transactions"] < size["transactions"]
+        assert nightly["over_empty"] > 0 and size["lake_files"] > 0
         economy = size["request_economy"]
         assert economy["transactions"]["made"] >= economy["transactions"]["minimum"] > 0
     per_size = result["ratios"]["per_size"]
@@ -42,8 +49,10 @@ def test_quick_benchmark_runs_every_contender_and_reports_every_figure(tmp_path)
         for key in ("ours_over_floor_wall", "ours_over_dlt_throughput"):
             assert ratios[key] > 0
     assert result["ratios"]["ours_rss_large_over_small"] > 0
+    assert result["ratios"]["nightly_over_empty"] > 0
     for regime in result["rate_limited"].values():
         assert regime["rows_lost"] == 0
         assert regime["achieved_rps"] > 0
-    assert len(result["targets"]) == 8
-    assert "Targets" in proc.stdout and "Request economy" in proc.stdout
+    assert len(result["targets"]) == 11
+    for heading in ("Targets", "Request economy", "Nightly scenario"):
+        assert heading in proc.stdout

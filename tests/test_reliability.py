@@ -23,11 +23,14 @@ def test_quick_reliability_subset_has_zero_differences(tmp_path):
         "crash: SIGKILL + rerun",
         "crash: readers during kills",
         "readers: queries during loads",
+        "disk full: ENOSPC + rerun",
     }, table
     assert all(r.differences == 0 for r in results), table
     assert all(r.rows_compared > 0 for r in results), table
     assert by_name["faults: 5xx bursts"].faults > 0, table
     assert by_name["crash: SIGKILL + rerun"].trials == 3, table
+    # A lake write and a publish, each into a full disk, each rerun after space was freed.
+    assert by_name["disk full: ENOSPC + rerun"].faults == 2, table
 
 
 def test_the_sandbox_logs_a_dropped_connection_in_one_debug_line_not_a_traceback(caplog, capsys):

@@ -368,6 +368,7 @@ class AltegioClient:
         for start in range(0, len(unique), IDS_PER_REQUEST):
             batch = unique[start : start + IDS_PER_REQUEST]
             params: dict[str, QueryValue] = {endpoint.ids_param: batch}
+            asked = set(batch)
             for page in self._pages(endpoint, chain_id, params, report=False):
                 keys = _row_keys(page.records, endpoint.record_id)
                 records = [r for r, k in zip(page.records, keys, strict=True) if k not in seen]
@@ -375,6 +376,10 @@ class AltegioClient:
                 number += 1
                 self._report(endpoint.name, chain_id, number, len(seen))
                 yield Page(endpoint.name, number, records, None)
+                # Every id asked for is back: no page can hold more (saves the probe for an
+                # empty next page, one request per batch).
+                if asked <= seen:
+                    break
 
     def _search_then_detail(self, source: Source, chain: Chain) -> Iterator[Page]:
         """Search every location of the chain, keep each id once (a record shows up at each of

@@ -34,7 +34,7 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -412,6 +412,30 @@ class Lake:
         )
         return written
 
+    def merge_partitions(
+        self,
+        table_name: str,
+        data: pa.Table,
+        partitions: Sequence[Partition],
+        keep: Callable[[pa.Table], Any],
+    ) -> dict[str, int]:
+        """Rewrite each listed partition as its rows for which ``keep`` (one partition's rows
+        -> boolean mask) is true, plus the rows of ``data`` that fall into it.
+
+        A merge on top of ``replace_partitions`` (same validation, same atomic swap per
+        partition): the current state of memberships changes a few rows of a month without
+        losing the others. A crash part-way leaves each partition whole, old or new.
+        """
+        spec = self.spec(table_name)
+        kept: list[pa.Table] = []
+        for partition in partitions:
+            path = self.partition_path(table_name, partition)
+            if path.exists():
+                existing = self._read_file(spec, path)
+                kept.append(existing.filter(keep(existing)))
+        merged = pa.concat_tables([*kept, self._conform(spec, data)])
+        return self.replace_partitions(table_name, merged, partitions)
+
     def _split(
         self, table_name: str, table: pa.Table, keys: list[str]
     ) -> dict[Path, tuple[dict[str, PartitionValue], pa.Table, tuple[int, int]]]:
@@ -500,6 +524,36 @@ class Lake:
         if not parts:
             return spec.schema.empty_table()
         return pa.concat_tables(parts).combine_chunks()
+
+    def read_columns(
+        self, table_name: str, columns: Sequence[str], where: Partition | None = None
+    ) -> pa.Table:
+        """Only ``columns`` of the partitions whose key values include ``where`` (all when
+        None), declared types; a column an older file lacks reads as nulls."""
+        spec = self.spec(table_name)
+        fields = [spec.schema.field(name) for name in columns]
+        wanted = dict(where or {})
+        parts: list[pa.Table] = []
+        for info in self.partitions(table_name):
+            if any(info.values.get(k) != v for k, v in wanted.items()):
+                continue
+            with pq.ParquetFile(info.path) as handle:
+                present = [f.name for f in fields if f.name in handle.schema_arrow.names]
+                table = handle.read(columns=present)
+            parts.append(
+                pa.Table.from_arrays(
+                    [
+                        table.column(f.name).cast(f.type)
+                        if f.name in present
+                        else pa.nulls(table.num_rows, type=f.type)
+                        for f in fields
+                    ],
+                    schema=pa.schema(fields),
+                )
+            )
+        if not parts:
+            return pa.schema(fields).empty_table()
+        return pa.concat_tables(parts)
 
     @staticmethod
     def _read_file(spec: TableSpecLike, path: Path) -> pa.Table:

@@ -98,20 +98,77 @@ def test_checks_are_the_step_checks_per_source_plus_freshness():
     names = {("/".join(k.asset_key.path), k.name) for k in check_keys}
     expected = {(f"altegio/{table}", check) for table in CHECKED_TABLES for check in STEP_CHECKS}
     expected |= {(f"altegio/{table}", "freshness_check") for table in FRESHNESS_CHECKED}
+    # Sold memberships are re-read by id: the refresh has its own check.
+    expected |= {("altegio/memberships", "state_refreshed")}
     assert names == expected
 
 
-def test_one_nightly_job_schedule_and_freshness_sensor():
-    (schedule,) = defs.schedules
-    assert (schedule.name, schedule.cron_schedule, schedule.execution_timezone) == (
-        "nightly_load_schedule",
-        "0 5 * * *",
-        "UTC",
-    )
-    assert schedule.job_name == "nightly_load"
-    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
-    assert [job.name for job in defs.jobs] == ["nightly_load"]
+def test_three_jobs_each_with_a_stopped_schedule_and_the_freshness_sensor():
+    schedules = {
+        s.name: (s.cron_schedule, s.execution_timezone, s.job_name, s.default_status)
+        for s in defs.schedules
+    }
+    stopped = dg.DefaultScheduleStatus.STOPPED
+    assert schedules == {
+        "nightly_load_schedule": ("0 5 * * *", "UTC", "nightly_load", stopped),
+        "full_membership_refresh_schedule": (
+            "0 6 * * 0",
+            "UTC",
+            "full_membership_refresh",
+            stopped,
+        ),
+        "deep_lookback_schedule": ("0 7 * * 6", "UTC", "deep_lookback", stopped),
+    }
+    assert [job.name for job in defs.jobs] == [
+        "nightly_load",
+        "full_membership_refresh",
+        "deep_lookback",
+    ]
     assert [sensor.name for sensor in defs.sensors] == ["freshness_checks_sensor"]
+
+
+def test_full_refresh_and_deep_lookback_select_their_tables_and_the_marts():
+    def selected(job: str) -> set[str]:
+        keys = defs.resolve_job_def(job).asset_layer.selected_asset_keys
+        return {"/".join(k.path) for k in keys}
+
+    marts = {"/".join(k.path) for k in EXPECTED_MART_KEYS}
+    assert (
+        selected("full_membership_refresh")
+        == {
+            "altegio/memberships",
+            "altegio/membership_balance_links",
+        }
+        | marts
+    )
+    assert selected("deep_lookback") == {"altegio/loyalty_transactions"} | marts
+
+
+def _requests(name: str, tick: datetime, **storage: str) -> list[dg.RunRequest]:
+    from assets.resources import StorageResource
+
+    schedule = defs.get_schedule_def(name)
+    with dg.build_schedule_context(
+        scheduled_execution_time=tick, resources={"storage": StorageResource(**storage)}
+    ) as context:
+        return list(schedule.evaluate_tick(context).run_requests or [])
+
+
+def test_full_refresh_reads_yesterday_and_re_reads_every_stored_membership():
+    (request,) = _requests("full_membership_refresh_schedule", datetime(2026, 3, 8, 6, tzinfo=UTC))
+    assert request.tags[RANGE_START_TAG] == request.tags[RANGE_END_TAG] == "2026-03-07"
+    assert request.tags["altegio/refresh"] == "all"
+
+
+def test_deep_lookback_covers_the_configured_days():
+    tick = datetime(2026, 3, 7, 7, tzinfo=UTC)
+    (default,) = _requests("deep_lookback_schedule", tick)
+    assert (default.tags[RANGE_START_TAG], default.tags[RANGE_END_TAG]) == (
+        "2026-01-30",
+        "2026-03-06",
+    )
+    (short,) = _requests("deep_lookback_schedule", tick, deep_lookback_days="7")
+    assert short.tags[RANGE_START_TAG] == "2026-02-27"
 
 
 def test_nightly_schedule_requests_yesterday_plus_the_lookback_window():

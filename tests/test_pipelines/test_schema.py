@@ -63,6 +63,7 @@ TYPES = {
     ("loyalty_transactions", "id"): pa.int64(),
     ("loyalty_transactions", "is_discount"): pa.bool_(),
     ("memberships", "created_day"): pa.date32(),
+    ("memberships", "created_month"): pa.date32(),
     ("memberships", "number"): pa.string(),
     ("memberships", "created_date"): TIMESTAMP,
     ("memberships", "expiration_date"): TIMESTAMP,
@@ -117,8 +118,8 @@ def test_column_types(table, column):
 
 def test_partitioning_and_parents():
     assert TABLES["loyalty_transactions"].partition_by == ("chain_id", "transaction_date")
-    assert TABLES["memberships"].partition_by == ("chain_id", "created_day")
-    assert TABLES["membership_balance_links"].partition_by == ("chain_id", "created_day")
+    assert TABLES["memberships"].partition_by == ("chain_id", "created_month")
+    assert TABLES["membership_balance_links"].partition_by == ("chain_id", "created_month")
     for name in ("membership_types", "certificate_types", "promotions", "card_types", "chains"):
         assert TABLES[name].partition_by == ("chain_id",)
     for child, parent, key in (

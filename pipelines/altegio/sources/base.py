@@ -87,6 +87,17 @@ class Served:
 
 
 @dataclass(frozen=True)
+class Refresh:
+    """How the stored records of a source re-read by id (CREATED_WINDOW) are kept current:
+    every night the records whose `status_column` is not one of `final_codes` are re-read
+    (an unknown code is not known to be final, so it is re-read too); a full refresh re-reads
+    all of them."""
+
+    status_column: str
+    final_codes: frozenset[int]
+
+
+@dataclass(frozen=True)
 class Source:
     """One source table family. Later fields (history policy, write endpoints) get defaults."""
 
@@ -98,6 +109,7 @@ class Source:
     tables: tuple[TableSpec, ...]  # the main table first, then its child tables
     entity: Entity
     served: tuple[Served, ...]
+    refresh: Refresh | None = None
 
     def __post_init__(self) -> None:
         main = self.tables[0]

@@ -2,8 +2,10 @@
 read by creation-time window or re-read by id, with the visits left per service or category.
 
 The API object has no client or location id; `goods_transaction_id` links the sale. Records
-carry their creation time, so one window covers many days and each record is written to the
-day partition (`created_day`, in the chain's time zone) it was created on.
+carry their creation time, so one window covers many days. The lake holds each membership's
+current state in the partition of its chain and creation month (`created_month`, from
+`created_day` in the chain's time zone): a window load rewrites its days inside their months,
+and a re-read of a two-year-old membership rewrites one month's file, not a day per day since.
 """
 
 from datetime import date
@@ -28,7 +30,7 @@ from pipelines.altegio.schema import (
     table_spec,
     ts_col,
 )
-from pipelines.altegio.sources.base import LoadShape, Served, Serving, Source
+from pipelines.altegio.sources.base import LoadShape, Refresh, Served, Serving, Source
 from pipelines.altegio.sources.membership_types import balance_link_columns, balance_links
 
 # Either created_after+created_before or abonements_ids; neither -> 400.
@@ -53,7 +55,10 @@ MEMBERSHIPS = table_spec(
     [
         int_col("id", "Membership id."),
         chain_id_col(),
-        date_col("created_day", "created_date converted to the chain's time zone (partition)."),
+        date_col("created_day", "created_date converted to the chain's time zone."),
+        date_col(
+            "created_month", "First day of created_day's month (the lake partition, with chain)."
+        ),
         str_col("number", "Membership code (string; the API sometimes sends an integer)."),
         str_col("balance_string", "Human balance summary, e.g. 'Services (x5)'."),
         bool_col("is_frozen", "Currently frozen."),
@@ -84,7 +89,7 @@ MEMBERSHIPS = table_spec(
         str_col("membership_type_expiration_type_title", "type.expiration_type_title."),
     ],
     primary_key=("chain_id", "id"),
-    partition_by=("chain_id", "created_day"),
+    partition_by=("chain_id", "created_month"),
 )
 
 MEMBERSHIP_BALANCE_LINKS = table_spec(
@@ -93,11 +98,14 @@ MEMBERSHIP_BALANCE_LINKS = table_spec(
     "per service or category.",
     balance_link_columns(
         int_col("membership_id", "Parent membership id."),
-        [date_col("created_day", "Parent membership's created_day (partition).")],
+        [
+            date_col("created_day", "Parent membership's created_day."),
+            date_col("created_month", "Parent membership's created_month (partition)."),
+        ],
         "Remaining visits for this service/category.",
     ),
     primary_key=("chain_id", "membership_id", "link_index"),
-    partition_by=("chain_id", "created_day"),
+    partition_by=("chain_id", "created_month"),
     parent="memberships",
 )
 
@@ -119,6 +127,7 @@ def _memberships_columns(cols: dict[str, Column], bad: dict[int, str], ctx: Cont
                     f"the requested window {ctx.window_label}",
                 )
     cols["created_day"] = Column(days)
+    cols["created_month"] = Column([None if d is None else d.replace(day=1) for d in days])
 
 
 def _membership_rows(
@@ -164,6 +173,11 @@ _MEMBERSHIP_SOURCES: tuple[Src, ...] = (
     src("membership_type_expiration_type_title", "str", "type", "expiration_type_title"),
 )
 
+# E4 (CONTRACT §7): 3 expired and 4 used up ("wasted") are final as far as time and visits go;
+# 1 issued and 2 active still move (activation, use, expiry, freezing). Only a set_period or a
+# set_balance can move a final one again, which the weekly full refresh catches.
+FINAL_STATUS_IDS = frozenset({3, 4})
+
 SOURCE = Source(
     name="memberships",
     shape=LoadShape.CREATED_WINDOW,
@@ -175,7 +189,12 @@ SOURCE = Source(
         nested_known={"status": frozenset({"id", "title", "extended_title", "slug", "category"})},
         columns_hook=_memberships_columns,
         row_hook=_membership_rows,
-        inherit={"membership_balance_links": {"created_day": "created_day"}},
+        inherit={
+            "membership_balance_links": {
+                "created_day": "created_day",
+                "created_month": "created_month",
+            }
+        },
         partition_day="created_day",
     ),
     served=(
@@ -189,4 +208,5 @@ SOURCE = Source(
             ),
         ),
     ),
+    refresh=Refresh(status_column="status_id", final_codes=FINAL_STATUS_IDS),
 )
