@@ -56,3 +56,21 @@ def test_quick_benchmark_runs_every_contender_and_reports_every_figure(tmp_path)
     assert len(result["targets"]) == 11
     for heading in ("Targets", "Request economy", "Nightly scenario"):
         assert heading in proc.stdout
+
+
+def test_storage_evaluation_holds_the_same_rows_in_both_designs(tmp_path):
+    from benchmarks import storage_eval
+
+    out = tmp_path / "storage_eval.json"
+    assert storage_eval.main(["--quick", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    shape = result["shape"]
+    rows = shape["chains"] * shape["days"] * shape["per_day"]
+    for design in ("handwritten", "delta"):
+        figures = result[design]
+        assert figures["transactions_rows"] == rows, design
+        assert figures["memberships_changed"] == storage_eval.REFRESHED, design
+        assert figures["transactions_files"] > 0 and figures["memberships_files"] > 0
+    # One file per chain-day against one per chain-month: what the evaluation is about.
+    assert result["handwritten"]["transactions_files"] == shape["chains"] * shape["days"]
+    assert result["delta"]["transactions_files"] < result["handwritten"]["transactions_files"]

@@ -50,8 +50,9 @@ def test_every_row_lands_once_across_many_background_flushes(small_flushes, tmp_
     assert report.partitions_written == len(DAYS) * len(truth)
 
 
-def test_a_failed_background_write_fails_its_chain_only(small_flushes, tmp_path, monkeypatch):
-    lake = project_lake(tmp_path / "lake")
+def _second_flush_fails(monkeypatch, error: OSError) -> list[int]:
+    """Lake writes of the chain put into the returned list fail with `error` from its second
+    flush on; its first one lands."""
     real = Lake.replace_partitions
     running = threading.Event()
     failing_chain: list[int] = []
@@ -59,20 +60,39 @@ def test_a_failed_background_write_fails_its_chain_only(small_flushes, tmp_path,
     def replace(self, table_name, data, partitions):
         chain_ids = {p.get("chain_id") for p in partitions}
         if table_name == "loyalty_transactions" and failing_chain[0] in chain_ids:
-            # Only the second flush of the failing chain breaks; its first one already landed.
             if running.is_set():
-                raise OSError(28, "No space left on device")
+                raise error
             running.set()
         return real(self, table_name, data, partitions)
 
     monkeypatch.setattr(Lake, "replace_partitions", replace)
+    return failing_chain
+
+
+def test_a_failed_background_write_fails_its_chain_only(small_flushes, tmp_path, monkeypatch):
+    lake = project_lake(tmp_path / "lake")
+    failing_chain = _second_flush_fails(monkeypatch, OSError(5, "Input/output error"))
     with serve(CFG) as server, _client(server, tmp_path) as client:
         chains = client.list_chains()
         failing_chain.append(chains[0].id)
         report = load.load_daily(client, lake, chains, "loyalty_transactions", DAYS, EXTRACTED)
     outcomes = {c.chain_id: c for c in report.chains}
     assert outcomes[chains[0].id].status == load.ChainStatus.FAILED
-    assert "No space left" in outcomes[chains[0].id].reason
+    assert "Input/output error" in outcomes[chains[0].id].reason
     assert all(outcomes[c.id].status == load.ChainStatus.LOADED for c in chains[1:])
     # No flush thread of the failed chain outlives the step.
+    assert not [t for t in threading.enumerate() if t.name.startswith("lake-flush")]
+
+
+def test_a_full_disk_stops_the_step_instead_of_failing_one_chain(
+    small_flushes, tmp_path, monkeypatch
+):
+    lake = project_lake(tmp_path / "lake")
+    failing_chain = _second_flush_fails(monkeypatch, OSError(28, "No space left on device"))
+    with serve(CFG) as server, _client(server, tmp_path) as client:
+        chains = client.list_chains()
+        failing_chain.append(chains[0].id)
+        # The next chain would meet the same full disk: the step stops with the error.
+        with pytest.raises(OSError, match="No space left"):
+            load.load_daily(client, lake, chains, "loyalty_transactions", DAYS, EXTRACTED)
     assert not [t for t in threading.enumerate() if t.name.startswith("lake-flush")]
