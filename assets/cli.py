@@ -1,4 +1,5 @@
-"""The `altegio-loyalty` command: `sandbox`, `load`, `nightly`, `demo` and `report`.
+"""The `altegio-loyalty` command: `sandbox`, `load`, `nightly`, `demo` and `report` (the write
+commands, `memberships` and `catalog`, live in `assets.cli_writes`).
 
 `load`, `nightly` and `demo` materialize the same Dagster assets as the nightly job,
 in-process, for a range of days (`nightly`: yesterday plus the lookback window, as the
@@ -271,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--out", type=Path, help="where to write the page (default: <data-dir>/report.html)"
     )
+
+    from assets import cli_writes
+
+    cli_writes.register(commands)
     return parser
 
 
@@ -301,6 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "report":
         return run_report(args.data_dir, args.out)
     _configure_logging(args.verbose)
+    from assets import cli_writes
+
+    if args.command in cli_writes.COMMANDS:
+        return cli_writes.run(args)
     try:
         if args.command == "load":
             summary = run_load(

@@ -202,7 +202,8 @@ class _ServedSize:
 
 
 class AltegioClient:
-    """Read-only Altegio client. Thread-safe; use as a context manager or call `close()`."""
+    """Altegio read client (writes: `pipelines.altegio.writer.Writer` over it). Thread-safe; use
+    as a context manager or call `close()`."""
 
     def __init__(self, settings: ClientSettings, progress: ProgressCallback | None = None) -> None:
         if progress is not None:
@@ -245,6 +246,12 @@ class AltegioClient:
 
     def close(self) -> None:
         self._session.close()
+
+    @property
+    def session(self) -> ApiSession:
+        """The authenticated, budgeted, retrying session (the write verbs share it:
+        `pipelines.altegio.writer`)."""
+        return self._session
 
     # ------------------------------------------------------------------ chains
 

@@ -10,7 +10,7 @@ import sys
 import pyarrow as pa
 
 from pipelines.altegio import enums
-from pipelines.altegio.schema import LOAD_STEPS, QUARANTINE, TableSpec
+from pipelines.altegio.schema import LOAD_STEPS, OPERATIONS_JOURNAL, QUARANTINE, TableSpec
 from pipelines.altegio.sources import SOURCES, Source
 
 
@@ -57,7 +57,7 @@ def render() -> str:
     for source in SOURCES.values():
         for spec in source.tables:
             out += _table_section(spec, source)
-    for spec in (QUARANTINE, LOAD_STEPS):
+    for spec in (QUARANTINE, LOAD_STEPS, OPERATIONS_JOURNAL):
         out += _table_section(spec, None)
     out += ["## Enum dimension tables", ""]
     out.append(

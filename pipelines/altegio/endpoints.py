@@ -104,6 +104,8 @@ class Endpoint:
     # Whether repeating the call is harmless (None: decided by the method). A call that is not
     # is retried only when the request provably never reached the server.
     idempotent: bool | None = None
+    # A read of one record by id (`data` is an object, not a list of records).
+    one_record: bool = False
 
     @property
     def safe_to_repeat(self) -> bool:

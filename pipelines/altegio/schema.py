@@ -202,15 +202,54 @@ LOAD_STEPS = TableSpec(
     None,
 )
 
+_OPERATIONS_JOURNAL_DOC = (
+    "One row per write operation the project planned against the API (catalog apply, bulk "
+    "membership operations): who ran it, the request sent (no secrets), what the API answered "
+    "and when. Republished from <data-dir>/operations_journal.jsonl after every apply."
+)
+OPERATIONS_JOURNAL = TableSpec(
+    "operations_journal",
+    pa.schema(
+        [
+            str_col("batch_id", "One apply (a command run, or its resumption)."),
+            str_col("step_key", "The step within its batch, e.g. 'membership_freeze:123'."),
+            str_col("command", "The command, e.g. 'memberships freeze' or 'catalog apply'."),
+            str_col("actor", "Who ran it: OS user@host."),
+            ts_col("batch_started_at", "When the batch was planned."),
+            int_col("chain_id", "Chain written to."),
+            str_col("operation", "Write operation (pipelines.altegio.operations name)."),
+            str_col("target_kind", "What the target id names, e.g. 'membership_id'."),
+            int_col("target_id", "The entity written (null for a create not answered yet)."),
+            str_col("target_title", "Title of a catalogue entity, when it has one."),
+            str_col("description", "The change in words, e.g. 'freeze till 2026-02-01'."),
+            str_col("request_json", "The request body as sent (JSON; no credentials)."),
+            ts_col("sent_at", "When the request was about to be sent (the intent record)."),
+            str_col(
+                "status",
+                "applied | read_back (a read established the outcome) | skipped | refused | "
+                "failed | 'sent, outcome unknown' (the process stopped) | planned (not sent).",
+            ),
+            str_col("message", "The API's message (and field errors) for a refusal."),
+            str_col("answer_json", "The object after the write, as the API showed it (JSON)."),
+            ts_col("answered_at", "When the outcome was recorded."),
+        ],
+        metadata={b"doc": _OPERATIONS_JOURNAL_DOC.encode()},
+    ),
+    _OPERATIONS_JOURNAL_DOC,
+    ("batch_id", "step_key"),
+    ("batch_id",),
+    None,
+)
+
 # Tables the pipeline writes about itself rather than from API records.
-OPERATIONAL_TABLES = (QUARANTINE.name, LOAD_STEPS.name)
+OPERATIONAL_TABLES = (QUARANTINE.name, LOAD_STEPS.name, OPERATIONS_JOURNAL.name)
 
 
 def _declared_tables() -> dict[str, TableSpec]:
     from pipelines.altegio.sources import SOURCES
 
     declared = [spec for source in SOURCES.values() for spec in source.tables]
-    return {spec.name: spec for spec in (*declared, QUARANTINE, LOAD_STEPS)}
+    return {spec.name: spec for spec in (*declared, QUARANTINE, LOAD_STEPS, OPERATIONS_JOURNAL)}
 
 
 TABLES: Mapping[str, TableSpec] = Registry(_declared_tables)

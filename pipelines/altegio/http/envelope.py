@@ -75,9 +75,9 @@ def unwrap(body: Any) -> tuple[Any, dict[str, Any]]:
 
 
 def expected_shape(endpoint: Endpoint) -> type:
-    """The Python type of `data` in a success: one object for a single-record read and for
-    every write (POST /auth included), a list of records otherwise."""
-    if endpoint.envelope is Envelope.BARE_OBJECT or endpoint.method != "GET":
+    """The Python type of `data` in a success: one object for a single-record read (a bare
+    object or `one_record`) and for every write (POST /auth included), a list otherwise."""
+    if endpoint.envelope is Envelope.BARE_OBJECT or endpoint.one_record or endpoint.method != "GET":
         return dict
     return list
 
