@@ -8,7 +8,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup test lint typecheck pytest demo dev sql notebooks check bench bench-deps bench-quick clean docs reliability fixtures cluster-deps cluster-test
+.PHONY: setup test lint typecheck pytest demo dev sql notebooks check bench bench-deps bench-quick clean docs reliability fixtures cluster-deps cluster-test ui-check
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)
@@ -85,6 +85,12 @@ cluster-deps: setup
 # than one machine".
 cluster-test: cluster-deps
 	$(VENV)/bin/python -m cluster.run
+
+# The report and the Dagster UI rendered by headless Debian Chromium (installed with apt-get,
+# as root, when missing), checked in the rendered DOM; screenshots under <data-dir>/ui-check/.
+# Needs apt and a browser, so it is not part of `make test`.
+ui-check: setup
+	$(VENV)/bin/python -m ui_check.run $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 bench: bench-deps
 	$(VENV)/bin/python -m benchmarks.run

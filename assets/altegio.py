@@ -1,5 +1,5 @@
 """One asset per source (`pipelines.altegio.sources`) writing its tables (keys `altegio/<table>`),
-and the published warehouse marts.
+and the published warehouse marts (whose step also writes the HTML report beside it).
 
 Assets only orchestrate: they ask `pipelines.load` to fetch, normalize and write, then turn the
 step's report into metadata and check results. A source's child tables (a membership type's
@@ -24,6 +24,7 @@ from pipelines import interrupts, load, refresh
 from pipelines.altegio.http import AuthError
 from pipelines.altegio.schema import TABLES
 from pipelines.altegio.sources import SOURCES, LoadShape, Source, groups_source
+from pipelines.report import ReportError, WrittenReport, write_report
 from pipelines.storage.disk import disk_full_message, is_disk_full
 from pipelines.storage.marts import MART_DOCS
 
@@ -337,10 +338,20 @@ ALL_TABLE_KEYS = [asset_key(name) for source in SOURCES.values() for name in sou
 def warehouse(
     context: dg.AssetExecutionContext, storage: StorageResource
 ) -> Iterator[dg.MaterializeResult[Any]]:
-    """Publish the DuckDB warehouse from the lake (tables, enum dimensions, marts) in one swap."""
+    """Publish the DuckDB warehouse from the lake (tables, enum dimensions, marts) in one swap,
+    then write the HTML report beside it."""
     wh = storage.warehouse()
     with retries_cannot_help(storage.root), wh.load_lock():
         result = wh.publish(storage.lake())
+    # The marts are published whatever happens to the report: they are materialized first,
+    # and a report that cannot be written then fails the step (so the failure alerts).
+    report_error: str | None = None
+    try:
+        written = write_report(wh.data_dir)
+        report_metadata = report_entries(written)
+    except (ReportError, OSError) as exc:
+        report_error = disk_full_message(str(storage.root)) if is_disk_full(exc) else str(exc)
+        report_metadata = {"report": dg.MetadataValue.md(f"**not written**: {report_error}")}
     for name in MART_DOCS:
         yield dg.MaterializeResult(
             asset_key=dg.AssetKey(["marts", name]),
@@ -348,8 +359,25 @@ def warehouse(
                 "dagster/row_count": result.row_counts.get(f"marts.{name}", 0),
                 "warehouse": dg.MetadataValue.path(str(wh.path)),
                 "publish_duration_s": round(result.seconds, 3),
+                **report_metadata,
             },
         )
+    if report_error is not None:
+        raise dg.Failure(description=f"report not written: {report_error}", allow_retries=False)
+
+
+def report_entries(written: WrittenReport) -> dict[str, dg.MetadataValue]:
+    """The report as the UI shows it: its path, a file URL to open it, and what it holds."""
+    path = written.path.resolve()
+    return {
+        "report": dg.MetadataValue.path(str(path)),
+        "report_url": dg.MetadataValue.url(path.as_uri()),
+        "report_summary": dg.MetadataValue.md(
+            f"[Loyalty report]({path.as_uri()}): {written.charts} charts for "
+            f"{written.chains} chains, {written.bytes:,} bytes, self-contained "
+            f"(`{path}`)"
+        ),
+    }
 
 
 __all__ = ["ALL_TABLE_KEYS", "CHECK_NAMES", "TABLE_ASSETS", "warehouse"]

@@ -59,6 +59,8 @@ _DESCRIPTIONS = {
     "known_enum_codes": "Every enum code is one the contract documents.",
     "quarantine_empty": "No record was refused into altegio.quarantine.",
 }
+# What each check asserts, for the alerts that name a failed one.
+CHECK_DESCRIPTIONS = _DESCRIPTIONS
 
 
 def check_specs(

@@ -1,5 +1,5 @@
-"""The `altegio-loyalty` command: `sandbox`, `load`, `nightly` and `demo` (the write commands,
-`memberships` and `catalog`, live in `assets.cli_writes`).
+"""The `altegio-loyalty` command: `sandbox`, `load`, `nightly`, `demo` and `report` (the write
+commands, `memberships` and `catalog`, live in `assets.cli_writes`).
 
 `load`, `nightly` and `demo` materialize the same Dagster assets as the nightly job,
 in-process, for a range of days (`nightly`: yesterday plus the lookback window, as the
@@ -28,6 +28,7 @@ from assets.schedules import RANGE_END_TAG, RANGE_START_TAG, nightly_window
 from pipelines import interrupts
 from pipelines.altegio.http import ApiError, AuthError, ConfigurationError
 from pipelines.refresh import RefreshMode
+from pipelines.report import REPORT_FILE
 
 DEMO_DATA_DIR = "data/demo"
 EXAMPLE_QUERY = "SELECT count(*) FROM altegio.loyalty_transactions"
@@ -328,10 +329,36 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="sandbox + full load of its range + a short summary")
     demo.add_argument("--data-dir", default=DEMO_DATA_DIR)
 
+    report = commands.add_parser(
+        "report", help="write the HTML loyalty report from the warehouse's marts"
+    )
+    report.add_argument("--data-dir", help="default: $ALTEGIO_DATA_DIR or ./data")
+    report.add_argument(
+        "--out", type=Path, help="where to write the page (default: <data-dir>/report.html)"
+    )
+
     from assets import cli_writes
 
     cli_writes.register(commands)
     return parser
+
+
+def run_report(data_dir: str | None, out: Path | None) -> int:
+    """`altegio-loyalty report`: one self-contained HTML page from the published marts."""
+    from pipelines.report import ReportError, write_report
+
+    storage: dict[str, Any] = {"data_dir": data_dir} if data_dir else {}
+    root = build_resources(storage=storage)["storage"].process_config_and_initialize().root
+    try:
+        written = write_report(root, out)
+    except ReportError as exc:
+        print(f"report error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"Report: {written.path} ({written.bytes:,} bytes, {written.charts} charts, "
+        f"{written.chains} chains; self-contained, open it in a browser)"
+    )
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -342,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return sandbox_cli.run(args)
     if args.command == "sql":
         return sql_command.run(args)
+    if args.command == "report":
+        return run_report(args.data_dir, args.out)
     _configure_logging(args.verbose)
     from assets import cli_writes
 
@@ -377,6 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_summary(summary)
     if args.command == "demo" and summary.exit_code == 0:
         _demo_report(args.data_dir)
+        print(f"Report: {Path(args.data_dir) / REPORT_FILE}  (open it in a browser)")
     return summary.exit_code
 
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 import dagster as dg
 
 from assets import cluster
+from assets.alerts import build_alert_sensors
 from assets.altegio import TABLE_ASSETS, warehouse
 from assets.resources import build_resources
 from assets.schedules import (
@@ -36,7 +37,8 @@ defs = dg.Definitions(
     asset_checks=FRESHNESS_CHECKS,
     jobs=[NIGHTLY_JOB, FULL_REFRESH_JOB, DEEP_LOOKBACK_JOB],
     schedules=[nightly_load_schedule, full_membership_refresh_schedule, deep_lookback_schedule],
-    sensors=[FRESHNESS_SENSOR],
+    # A failed run, a failed error-severity check and stale data (the freshness checks) alert.
+    sensors=[FRESHNESS_SENSOR, *build_alert_sensors(stale_checks=FRESHNESS_CHECKS)],
     resources=build_resources(),
     # celery on a broker when ALTEGIO_CELERY_BROKER_URL is set, else Dagster's default
     executor=cluster.executor(),

@@ -7,6 +7,7 @@ its value; variables that are not set take the defaults below.
 
 import json
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 
 import dagster as dg
 
+from pipelines.alerts.delivery import SMTP_DEFAULT_PORTS, TLS_MODES, SmtpSettings
 from pipelines.altegio.client import AltegioClient, ClientSettings, Credentials
 from pipelines.altegio.endpoints import DEFAULT_BASE_URL
 from pipelines.altegio.enums import dimension_tables
@@ -76,6 +78,19 @@ STORAGE_VARIABLES = {
     "ALTEGIO_TIMEZONE": "timezone",
     "ALTEGIO_PHONE_HASH_KEY": "phone_hash_key",
 }
+ALERT_VARIABLES = {
+    "ALTEGIO_ALERT_WEBHOOK_URL": "webhook_url",
+    "ALTEGIO_UI_BASE_URL": "ui_base_url",
+    "ALTEGIO_ALERT_SMTP_HOST": "smtp_host",
+    "ALTEGIO_ALERT_SMTP_PORT": "smtp_port",
+    "ALTEGIO_ALERT_SMTP_TLS": "smtp_tls",
+    "ALTEGIO_ALERT_SMTP_USER": "smtp_user",
+    "ALTEGIO_ALERT_SMTP_PASSWORD": "smtp_password",
+    "ALTEGIO_ALERT_EMAIL_FROM": "email_from",
+    "ALTEGIO_ALERT_EMAIL_TO": "email_to",
+}
+# `make dev`'s UI: where an alert's link points unless ALTEGIO_UI_BASE_URL says otherwise.
+DEFAULT_UI_BASE_URL = "http://127.0.0.1:3000"
 
 
 _sandbox_lock = threading.Lock()
@@ -352,6 +367,76 @@ def schedule_cron(variable: str) -> str:
     return text
 
 
+class AlertResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Where alerts go: a Slack-compatible webhook and/or e-mail over SMTP (both optional), and
+    the Dagster UI an alert links to. The webhook URL (a credential in itself, for Slack) and
+    the SMTP password are secrets: never logged, never in a repr or an error."""
+
+    webhook_url: str = ""
+    ui_base_url: str = DEFAULT_UI_BASE_URL
+    smtp_host: str = ""
+    smtp_port: str = ""
+    smtp_tls: str = "starttls"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    email_from: str = ""
+    email_to: str = ""
+
+    def __repr__(self) -> str:
+        return (
+            f"AlertResource(webhook={'set' if self.webhook_url else 'unset'}, "
+            f"smtp_host={self.smtp_host!r}, ui_base_url={self.ui_base_url!r})"
+        )
+
+    __str__ = __repr__
+
+    @property
+    def channels(self) -> list[str]:
+        """The configured channels, by name."""
+        return [
+            name for name, on in (("webhook", self.webhook_url), ("e-mail", self.smtp_host)) if on
+        ]
+
+    def run_url(self, run_id: str) -> str:
+        base = self.ui_base_url.strip().rstrip("/")
+        return f"{base}/runs/{run_id}" if base else ""
+
+    def smtp(self) -> SmtpSettings:
+        tls = self.smtp_tls.strip().lower() or "starttls"
+        if tls not in TLS_MODES:
+            raise ConfigurationError(
+                f"ALTEGIO_ALERT_SMTP_TLS must be one of {', '.join(TLS_MODES)}, got {tls!r}"
+            )
+        port_text = self.smtp_port.strip() or str(SMTP_DEFAULT_PORTS[tls])
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise ConfigurationError(
+                f"ALTEGIO_ALERT_SMTP_PORT must be a port number, got {port_text!r}"
+            ) from None
+        return SmtpSettings(
+            host=self.smtp_host.strip(),
+            port=port,
+            tls=tls,
+            user=self.smtp_user,
+            password=self.smtp_password,
+        )
+
+    def recipients(self) -> list[str]:
+        recipients = [r.strip() for r in self.email_to.split(",") if r.strip()]
+        if not recipients:
+            raise ConfigurationError(
+                "ALTEGIO_ALERT_SMTP_HOST is set but ALTEGIO_ALERT_EMAIL_TO names no recipient"
+            )
+        return recipients
+
+    def sender(self) -> str:
+        return self.email_from.strip() or f"altegio-loyalty@{socket.getfqdn()}"
+
+    def secrets(self) -> list[str]:
+        return [self.webhook_url, self.smtp_password]
+
+
 def _from_environment(variables: dict[str, str]) -> dict[str, Any]:
     return {field: dg.EnvVar(name) for name, field in variables.items() if os.environ.get(name)}
 
@@ -360,4 +445,9 @@ def build_resources(**overrides: Any) -> dict[str, dg.ConfigurableResource]:  # 
     """The resources of the code location: environment first, then explicit overrides."""
     altegio = {**_from_environment(ALTEGIO_VARIABLES), **overrides.get("altegio", {})}
     storage = {**_from_environment(STORAGE_VARIABLES), **overrides.get("storage", {})}
-    return {"altegio": AltegioResource(**altegio), "storage": StorageResource(**storage)}
+    alerts = {**_from_environment(ALERT_VARIABLES), **overrides.get("alerts", {})}
+    return {
+        "altegio": AltegioResource(**altegio),
+        "storage": StorageResource(**storage),
+        "alerts": AlertResource(**alerts),
+    }

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 from assets.cluster import CLUSTER_VARIABLES
-from assets.resources import ALTEGIO_VARIABLES, STORAGE_VARIABLES
+from assets.resources import ALERT_VARIABLES, ALTEGIO_VARIABLES, STORAGE_VARIABLES
 from pipelines.altegio.schema import TABLES
 from pipelines.storage.marts import MART_DOCS
 
@@ -21,7 +21,7 @@ def test_readme_describes_every_warehouse_table_and_mart():
 
 def test_every_environment_variable_is_documented_in_readme_and_env_example():
     example = (REPO / ".env.example").read_text()
-    for name in [*ALTEGIO_VARIABLES, *STORAGE_VARIABLES, *CLUSTER_VARIABLES]:
+    for name in [*ALTEGIO_VARIABLES, *STORAGE_VARIABLES, *CLUSTER_VARIABLES, *ALERT_VARIABLES]:
         assert name in README, name
         assert re.search(rf"^{name}=", example, re.MULTILINE), name
 

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from assets import cli
-from assets.resources import AltegioResource, StorageResource
+from assets.resources import AlertResource, AltegioResource, StorageResource
 from pipelines.altegio.client import AltegioClient, ClientSettings, Credentials
 from pipelines.altegio.http import AuthError, InsecureURLError
 from pipelines.altegio.sandbox import SandboxConfig, SandboxServer
@@ -262,8 +262,15 @@ def test_reprs_and_str_of_configuration_objects_hide_every_secret(tmp_path):
         budget_dir=tmp_path,
     )
     storage = StorageResource(data_dir=str(tmp_path), phone_hash_key=HASH_KEY)
+    alerts = AlertResource(
+        webhook_url=f"https://hooks.example.com/services/{USER}",
+        smtp_host="smtp.example.com",
+        smtp_user=LOGIN,
+        smtp_password=PASSWORD,
+    )
     with AltegioClient(settings) as client:
-        objects = [resource, storage, credentials, settings, client, client._session]
+        objects = [resource, storage, alerts, alerts.smtp(), credentials, settings, client]
+        objects.append(client._session)
         objects.append(SANDBOX_CONFIG)
         texts = [f(obj) for obj in objects for f in (repr, str)]
     found = leaks("\n".join(texts), "reprs")

@@ -121,7 +121,7 @@ def test_checks_are_the_step_checks_per_source_plus_freshness():
     assert names == expected
 
 
-def test_three_jobs_each_with_a_stopped_schedule_and_the_freshness_sensor():
+def test_three_jobs_each_with_a_stopped_schedule_the_freshness_and_alert_sensors():
     schedules = {
         s.name: (s.cron_schedule, s.execution_timezone, s.job_name, s.default_status)
         for s in defs.schedules
@@ -142,7 +142,15 @@ def test_three_jobs_each_with_a_stopped_schedule_and_the_freshness_sensor():
         "full_membership_refresh",
         "deep_lookback",
     ]
-    assert [sensor.name for sensor in defs.sensors] == ["freshness_checks_sensor"]
+    assert [sensor.name for sensor in defs.sensors] == [
+        "freshness_checks_sensor",
+        "alert_on_run_failure",
+        "alert_on_failed_checks",
+    ]
+    # Alerts run as soon as the daemon does; with no channel configured they only skip.
+    running = dg.DefaultSensorStatus.RUNNING
+    assert defs.get_sensor_def("alert_on_run_failure").default_status == running
+    assert defs.get_sensor_def("alert_on_failed_checks").default_status == running
 
 
 def test_full_refresh_and_deep_lookback_select_their_tables_and_the_marts():
